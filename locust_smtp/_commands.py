@@ -1,0 +1,64 @@
+"""Encoding client commands (RFC 5321 §4.1, RFC 2033 for LHLO).
+
+Every function returns the exact bytes to send, CRLF included. Arguments are
+used verbatim (smtp-source never quotes or normalises an address), encoded as
+UTF-8 with ``surrogateescape`` so that bytes that came in through ``argv``
+go out unchanged. An argument containing CR, LF or NUL would inject a second
+command, so it is refused with :class:`LocalProtocolError` and nothing is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._errors import LocalProtocolError
+
+
+def check_value(what: str, value: str) -> str:
+    """Return ``value`` unchanged, or raise if it contains CR, LF or NUL."""
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
+    return value
+
+
+def encode(value: str) -> bytes:
+    """The wire form of a command argument."""
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _command(verb: bytes, what: str, value: str, tail: bytes = b"") -> bytes:
+    return verb + encode(check_value(what, value)) + tail + b"\r\n"
+
+
+def _params(params: Iterable[str]) -> bytes:
+    if not params:
+        return b""
+    return b"".join(b" " + encode(check_value("parameter", p)) for p in params)
+
+
+def helo(name: str) -> bytes:
+    return _command(b"HELO ", "HELO name", name)
+
+
+def ehlo(name: str) -> bytes:
+    return _command(b"EHLO ", "EHLO name", name)
+
+
+def lhlo(name: str) -> bytes:
+    return _command(b"LHLO ", "LHLO name", name)
+
+
+def mail_from(sender: str, params: Iterable[str] = ()) -> bytes:
+    """``MAIL FROM:<sender>`` (no space after the colon, as smtp-source), then any ESMTP
+    parameters such as ``SIZE=1000``."""
+    return _command(b"MAIL FROM:<", "sender address", sender, b">" + _params(params))
+
+
+def rcpt_to(recipient: str, params: Iterable[str] = ()) -> bytes:
+    return _command(b"RCPT TO:<", "recipient address", recipient, b">" + _params(params))
+
+
+DATA = b"DATA\r\n"
+RSET = b"RSET\r\n"
+NOOP = b"NOOP\r\n"
+QUIT = b"QUIT\r\n"

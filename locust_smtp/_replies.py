@@ -1,0 +1,172 @@
+"""Reading server replies from bytes (RFC 5321 §4.2), exactly as smtp-source does.
+
+No I/O here: feed the bytes you received to a :class:`ReplyReader` and take
+:class:`Reply` objects out. The rules (see ``docs/smtp-source-3.7.md`` §5.1):
+
+* a line ends at LF; CRs right before the LF are dropped, so bare-LF replies
+  are accepted; a line longer than :data:`LINE_LIMIT` bytes is cut there and
+  the rest of it is discarded;
+* bytes that are neither printable ASCII nor whitespace are replaced by ``?``;
+* the code is the run of leading digits if it is exactly three digits long,
+  otherwise 0 (the reply is then malformed);
+* a ``-`` right after the digits means another line follows; the reply's code
+  is the code of its last line;
+* the text is what follows the digits, the ``-`` and any whitespace; the texts
+  of all lines are joined with ``\\n`` and capped at :data:`TEXT_LIMIT`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._errors import RemoteProtocolError
+
+#: Longest reply line kept, in bytes; the rest of a longer line is discarded.
+LINE_LIMIT = 10240
+#: Longest reply text kept (all lines joined), in characters.
+TEXT_LIMIT = 10240
+
+_SANITIZE = bytes(b if (0x20 <= b <= 0x7E or b in b"\t\n\v\f\r") else ord("?") for b in range(256))
+_PRINTABLE = {c: "?" for c in range(0x80) if not 0x20 <= c <= 0x7E}
+_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+_DIGITS = b"0123456789"
+
+
+@dataclass(slots=True)
+class Reply:
+    """One complete server reply (treat as immutable; not frozen only because frozen
+    dataclasses are several times slower to create, and a load test makes millions)."""
+
+    code: int
+    """The three-digit code of the last line, or 0 when it is not exactly three digits."""
+    text: str
+    """The text of every line (code and separator removed), joined with ``\\n``."""
+    lines: tuple[str, ...]
+    """The lines as received (non-printable bytes shown as ``?``), for logging."""
+
+    @property
+    def positive(self) -> bool:
+        """True for a 2xx reply."""
+        return 200 <= self.code < 300
+
+    @property
+    def transient(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+    @property
+    def enhanced(self) -> str | None:
+        """The RFC 3463 enhanced status code (``"5.1.1"``) of the last line, if it has one
+        whose class matches the reply code."""
+        last = self.text.rpartition("\n")[2]
+        match = _ENHANCED.match(last)
+        if match is None or match.group(1) != str(self.code // 100):
+            return None
+        return match.group(0)
+
+    @property
+    def printable_text(self) -> str:
+        """The text as smtp-source prints it: line breaks and other non-printables as ``?``."""
+        return self.text.translate(_PRINTABLE)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.printable_text}"
+
+
+def parse_line(line: bytes) -> tuple[int, bool, str, str]:
+    """Parse one reply line (without its line end) into (code, more, text, shown line)."""
+    line = line.translate(_SANITIZE)
+    sep = line[3:4]
+    if (sep == b" " or sep == b"-" or sep == b"") and line[:3].isdigit():
+        # the common case: three digits, then a space, a dash or nothing
+        shown = line.decode("ascii")
+        return int(line[:3]), sep == b"-", shown[4:].lstrip(" \t\n\v\f\r"), shown
+    n = 0
+    size = len(line)
+    while n < size and line[n] in _DIGITS:
+        n += 1
+    code = int(line[:3]) if n == 3 else 0
+    more = line[n : n + 1] == b"-"
+    rest = line[n + 1 :] if more else line[n:]
+    shown = line.decode("ascii")
+    return code, more, rest.lstrip(b" \t\n\v\f\r").decode("ascii"), shown
+
+
+class ReplyReader:
+    """Turns received bytes into :class:`Reply` objects.
+
+    >>> reader = ReplyReader()
+    >>> reader.feed(b"250-mx.example\\r\\n250 PIPELINING\\r\\n")
+    >>> reader.next_reply()
+    Reply(code=250, text='mx.example\\nPIPELINING', lines=('250-mx.example', '250 PIPELINING'))
+    """
+
+    __slots__ = ("_buffer", "_eof", "_lines", "_texts", "_truncated")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._lines: list[str] = []
+        self._texts: list[str] = []
+        self._truncated: bytes | None = None  # kept head of an over-long line
+        self._eof = False
+
+    @property
+    def in_reply(self) -> bool:
+        """True when part of a reply has been received but not returned yet."""
+        return bool(self._buffer or self._lines or self._truncated is not None)
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes."""
+        if self._buffer:
+            self._buffer += data
+        else:
+            self._buffer = data
+
+    def feed_eof(self) -> None:
+        """Note that the peer closed; a partial reply then makes :meth:`next_reply` raise."""
+        self._eof = True
+
+    def _next_line(self) -> bytes | None:
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        if self._truncated is not None:
+            if end < 0:
+                self._buffer = b""
+                return None
+            line, self._truncated = self._truncated, None
+            self._buffer = buffer[end + 1 :]
+            return line
+        if end < 0:
+            if len(buffer) > LINE_LIMIT:
+                self._truncated = buffer[:LINE_LIMIT]
+                self._buffer = b""
+            return None
+        self._buffer = buffer[end + 1 :]
+        return buffer[: min(end, LINE_LIMIT)]
+
+    def next_reply(self) -> Reply | None:
+        """Return the next complete reply, or None if more bytes are needed.
+
+        Raises :class:`RemoteProtocolError` when the peer closed in the middle of
+        a reply (a line cut off without its LF, or a missing last line).
+        """
+        while True:
+            line = self._next_line()
+            if line is None:
+                if self._eof and self.in_reply:
+                    raise RemoteProtocolError("reply", "connection closed in the middle of a reply")
+                return None
+            code, more, text, shown = parse_line(line.rstrip(b"\r"))
+            self._lines.append(shown)
+            self._texts.append(text)
+            if not more:
+                lines = tuple(self._lines)
+                texts = self._texts
+                self._lines = []
+                self._texts = []
+                joined = texts[0] if len(texts) == 1 else "\n".join(texts)
+                return Reply(code, joined[:TEXT_LIMIT], lines)

@@ -1,0 +1,289 @@
+"""Locust users that put SMTP or LMTP load on a mail server.
+
+Subclass :class:`SmtpUser` (or :class:`LmtpUser`), point Locust's host at the
+server and tune the class attributes below; each task iteration sends one
+message, by default the one smtp-source sends.
+
+Every stage is one Locust request (request type ``SMTP`` or ``LMTP``, name
+``connect``, ``banner``, ``HELO``, ``MAIL``, ``RCPT``, ``DATA``,
+``end of data``, ``QUIT`` ...) and every attempted message one more, named
+``message``: a message whose connection or greeting failed counts as a failed
+``message`` too, so the ``message`` row counts attempts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from gevent import Timeout
+from locust import User, constant, task
+from locust.exception import LocustError
+
+from . import stages
+from ._content import MessageTemplate, SourceMessage, data_payload, message_id_local
+from ._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
+from ._errors import ReplyError, SmtpError
+from .address import AddressError, parse_host
+from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
+from .codes import CLOSING_CODES
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from ._replies import Reply
+
+_message_numbers = itertools.count()
+_recipient_numbers = RecipientNumbers()
+_QUIT_ON_STOP_TIMEOUT = 5.0
+
+
+class SmtpUser(User):
+    """A Locust user speaking SMTP; abstract, subclass it in your locustfile.
+
+    The host (``--host`` or the web UI) is ``smtp://host[:port]``,
+    ``lmtp://host[:port]``, ``smtp+unix:/path``, ``lmtp+unix:/path`` or any
+    smtp-source server form (``host:port``, ``[::1]:25``, ``unix:/path``).
+    """
+
+    abstract = True
+    wait_time = constant(0)
+
+    sender: str | None = None
+    """Envelope sender and ``From:`` header; default ``foo@`` + :attr:`helo_name`."""
+    recipient: str | None = None
+    """Recipient and ``To:`` header; default ``foo@`` + :attr:`helo_name`."""
+    recipients_per_message: int = 1
+    """RCPT commands per message; as smtp-source ``-r``, all but the last get a number."""
+    number_recipients: bool = False
+    """Prefix every recipient with a process-wide counter (smtp-source ``-N``)."""
+    message_size: int | None = None
+    """Body of this many bytes (smtp-source ``-l``) instead of the four-line default."""
+    message_file: str | None = None
+    """Send this file's content (smtp-source ``-F``; no generated headers)."""
+    subject: str | None = None
+    """Add a ``Subject:`` header (smtp-source ``-S``)."""
+    headers: bool = True
+    """Generate From/To/Date/Message-Id headers (False is smtp-source ``-o`` for content)."""
+    helo_name: str | None = None
+    """Name sent with HELO/EHLO/LHLO and used in default addresses and Message-Ids;
+    default: the machine's hostname."""
+    hello_command: str | None = None
+    """``"HELO"``, ``"EHLO"``, ``"LHLO"``, or ``""`` to send none (smtp-source ``-o``);
+    default LHLO for LMTP, HELO for SMTP (as smtp-source)."""
+    reuse_connection: bool = False
+    """Keep the connection open for the next message (smtp-source ``-d``); by default,
+    as smtp-source, every message has its own connection, ending with QUIT."""
+    lmtp: bool = False
+    """Speak LMTP (also implied by an ``lmtp://`` host)."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds any one read or write may take before the stage fails with a timeout."""
+    connect_timeout: float | None = None
+    """Seconds a connect may take; default :attr:`timeout`."""
+
+    request_type: str = "SMTP"
+    """Locust request type of every event; set from :attr:`lmtp` and the host."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        if not self.host:
+            raise LocustError(
+                "You must specify the host (smtp://host:port, lmtp://host:port or unix:/path), "
+                "on the command line, in the web UI or as the class attribute `host`."
+            )
+        try:
+            address = parse_host(self.host)
+        except AddressError as exc:
+            raise LocustError(f"bad host: {exc}") from None
+        lmtp = self.lmtp or bool(address.lmtp)
+        self.request_type = "LMTP" if lmtp else "SMTP"
+        self._fire: Callable[..., None] = environment.events.request.fire
+        self.client = SmtpClient(
+            address,
+            lmtp=lmtp,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            on_stage=self._on_stage,
+        )
+        """The :class:`~locust_smtp.client.SmtpClient` this user talks through."""
+        self.my_hostname = self.helo_name or local_hostname()
+        self.envelope_sender = (
+            self.sender if self.sender is not None else default_address(self.my_hostname)
+        )
+        self.envelope_recipient = (
+            self.recipient if self.recipient is not None else default_address(self.my_hostname)
+        )
+        if self.recipients_per_message < 1:
+            raise LocustError(f"bad recipient count: {self.recipients_per_message}")
+        self.template = self.build_template()
+        self._hello = (
+            self.hello_command if self.hello_command is not None else ("LHLO" if lmtp else "HELO")
+        )
+        self._pid = os.getpid()
+
+    # -- configuration hooks ---------------------------------------------------------------
+
+    def build_template(self) -> MessageTemplate:
+        """The message every :meth:`send_message` sends; override for other content."""
+        content = None
+        if self.message_file is not None:
+            with open(self.message_file, "rb") as f:
+                content = f.read()
+        return SourceMessage(
+            sender=self.envelope_sender,
+            recipient=self.envelope_recipient,
+            myhostname=self.my_hostname,
+            subject=self.subject,
+            length=self.message_size,
+            file_content=content,
+            headers=self.headers,
+        ).template()
+
+    def message_id(self, number: int | None = None) -> str:
+        """The Message-Id local part for the next message (``PPPP.FFFF.CCCC``)."""
+        if number is None:
+            number = next(_message_numbers)
+        return message_id_local(self._pid, max(self.client.fileno, 0), number)
+
+    def recipients(self) -> list[str]:
+        """The RCPT addresses of the next message."""
+        return source_recipients(
+            self.envelope_recipient,
+            self.recipients_per_message,
+            _recipient_numbers if self.number_recipients else None,
+        )
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def _on_stage(
+        self,
+        stage: str,
+        start_time: float,
+        response_time: float,
+        sent: int,
+        reply: Reply | None,
+        exception: BaseException | None,
+    ) -> None:
+        self._fire(
+            request_type=self.request_type,
+            name=stage,
+            response_time=response_time,
+            response_length=sent,
+            response=reply,
+            context=self.context(),
+            exception=exception,
+            start_time=start_time,
+            url=None,
+        )
+
+    # -- sending ---------------------------------------------------------------------------
+
+    @task
+    def send(self) -> None:
+        """The default task: one message."""
+        self.send_message()
+
+    def send_message(self, number: int | None = None) -> MailResult | None:
+        """Send the configured message (a new connection first if there is none)."""
+        # the Message-Id shows the socket's fd, so connect before rendering
+        if not self.client.connected and not self.open_session():
+            return None
+        payload = self.template.render(self.message_id(number))
+        return self.send_transaction(self.envelope_sender, self.recipients(), payload)
+
+    def send_raw_message(
+        self, sender: str, recipients: Sequence[str], message: bytes
+    ) -> MailResult | None:
+        """Send your own envelope and message (dot-stuffed here), with the same accounting."""
+        return self.send_transaction(sender, recipients, data_payload(message))
+
+    def open_session(self) -> bool:
+        """Connect, read the greeting and say HELO/EHLO/LHLO. On failure the ``message``
+        stage is reported failed (the message was attempted) and False returned."""
+        client = self.client
+        start, t0 = time.time(), time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            reply = client.connect()
+            if not reply.positive:
+                failure = client.rejection(stages.BANNER, reply)
+            elif self._hello:
+                reply = client.hello(self.my_hostname, self._hello)
+                if not reply.positive:
+                    failure = client.rejection(reply_stage(self._hello), reply)
+        except SmtpError as exc:
+            failure = exc
+        if failure is None:
+            return True
+        self._quit_quietly()
+        self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
+        return False
+
+    def send_transaction(
+        self, sender: str, recipients: Sequence[str], payload: bytes
+    ) -> MailResult | None:
+        """One transaction with an already encoded ``payload`` (dot-stuffed, ending in the
+        ``.`` line). Reports every stage and the ``message``; after a rejection the
+        connection is reset (RSET) or, after 421/521, dropped, and the next message goes
+        on. Returns None when the message failed."""
+        client = self.client
+        if not client.connected and not self.open_session():
+            return None
+        result: MailResult | None = None
+        try:
+            result = client.send_mail(sender, recipients, payload)
+        except ReplyError as exc:
+            if not client.connected or exc.code in CLOSING_CODES:
+                client.close()
+            elif exc.stage != stages.END_OF_DATA:
+                self._reset()
+        except SmtpError:
+            client.close()
+        if not self.reuse_connection:
+            self._quit_quietly()
+        return result
+
+    def _reset(self) -> None:
+        try:
+            reply = self.client.rset()
+        except SmtpError:
+            return
+        if not reply.positive:
+            self.client.close()
+
+    def _quit_quietly(self) -> None:
+        client = self.client
+        if not client.connected:
+            return
+        try:
+            client.quit()
+        except SmtpError:
+            pass
+        finally:
+            client.close()
+
+    def on_stop(self) -> None:
+        """Say QUIT on an idle connection (briefly: Locust is stopping), else just close."""
+        if self.client.connected:
+            with Timeout(min(self.timeout, _QUIT_ON_STOP_TIMEOUT), False):  # type: ignore[no-untyped-call]
+                self._quit_quietly()
+        self.client.close()
+
+
+def reply_stage(command: str) -> str:
+    return {"HELO": stages.HELO, "EHLO": stages.EHLO, "LHLO": stages.LHLO}[command.upper()]
+
+
+class LmtpUser(SmtpUser):
+    """A Locust user speaking LMTP (RFC 2033): LHLO, and one end-of-data reply per accepted
+    recipient, each reported as an ``end of data`` request."""
+
+    abstract = True
+    lmtp = True
+    request_type: str = "LMTP"
+
+
+__all__ = ["LmtpUser", "SmtpUser"]

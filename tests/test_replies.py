@@ -1,0 +1,153 @@
+"""The reply parser: smtp-source's rules (docs/smtp-source-3.7.md §5.1)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from locust_smtp import RemoteProtocolError, Reply, ReplyReader
+from locust_smtp._replies import LINE_LIMIT, TEXT_LIMIT
+
+
+def replies(data: bytes, eof: bool = False) -> list[Reply]:
+    reader = ReplyReader()
+    reader.feed(data)
+    if eof:
+        reader.feed_eof()
+    out = []
+    while (reply := reader.next_reply()) is not None:
+        out.append(reply)
+    return out
+
+
+def test_single_line_reply() -> None:
+    (reply,) = replies(b"250 2.1.0 Ok\r\n")
+    assert reply.code == 250
+    assert reply.text == "2.1.0 Ok"
+    assert reply.enhanced == "2.1.0"
+    assert reply.positive
+
+
+def test_multi_line_reply_takes_the_last_lines_code_and_joins_texts() -> None:
+    (reply,) = replies(b"250-first\r\n550 5.1.1 second\r\n")
+    assert reply.code == 550
+    assert reply.text == "first\n5.1.1 second"
+    assert reply.lines == ("250-first", "550 5.1.1 second")
+    assert reply.printable_text == "first?5.1.1 second"
+    assert reply.enhanced == "5.1.1"
+
+
+def test_bare_lf_and_extra_crs_are_accepted() -> None:
+    assert [r.text for r in replies(b"220 a\n250 b\r\r\n")] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "text"),
+    [
+        (b"2500 x", 0, "x"),
+        (b"25 x", 0, "x"),
+        (b"hello", 0, "hello"),
+        (b"250ok", 250, "ok"),
+        (b"250", 250, ""),
+        (b"354   go ahead", 354, "go ahead"),
+    ],
+)
+def test_code_is_exactly_three_leading_digits_else_zero(line: bytes, code: int, text: str) -> None:
+    (reply,) = replies(line + b"\r\n")
+    assert (reply.code, reply.text) == (code, text)
+
+
+def test_continuation_line_without_code_ends_the_reply_with_code_0() -> None:
+    first, second = replies(b"250-first\r\nhello\r\n250 next\r\n")
+    assert (first.code, first.text) == (0, "first\nhello")
+    assert second.code == 250
+
+
+def test_non_printable_bytes_become_question_marks() -> None:
+    (reply,) = replies(b"550 bad\x01char\x7f\xff\r\n")
+    assert reply.text == "bad?char??"
+    assert str(reply) == "550 bad?char??"
+
+
+def test_over_long_line_is_cut_and_the_rest_discarded() -> None:
+    reader = ReplyReader()
+    reader.feed(b"250 " + b"x" * (LINE_LIMIT * 2))
+    assert reader.next_reply() is None
+    reader.feed(b"y" * 100 + b"\r\n250 after\r\n")
+    long, after = reader.next_reply(), reader.next_reply()
+    assert long is not None and after is not None
+    assert len(long.lines[0]) == LINE_LIMIT
+    assert after.text == "after"
+
+
+def test_total_text_is_capped() -> None:
+    data = b"".join(b"250-" + b"x" * 1000 + b"\r\n" for _ in range(30)) + b"250 end\r\n"
+    (reply,) = replies(data)
+    assert len(reply.text) == TEXT_LIMIT
+
+
+def test_reply_split_across_feeds() -> None:
+    reader = ReplyReader()
+    for chunk in (b"25", b"0-a\r", b"\n250 b", b"\r\n"):
+        assert reader.next_reply() is None
+        reader.feed(chunk)
+    reply = reader.next_reply()
+    assert reply is not None and reply.text == "a\nb"
+
+
+def test_eof_in_the_middle_of_a_reply_is_a_protocol_error() -> None:
+    with pytest.raises(RemoteProtocolError):
+        replies(b"250-first\r\n250 cut", eof=True)
+    with pytest.raises(RemoteProtocolError):
+        replies(b"250-first\r\n", eof=True)
+
+
+def test_clean_eof_between_replies_is_not_an_error() -> None:
+    assert [r.code for r in replies(b"221 bye\r\n", eof=True)] == [221]
+
+
+@pytest.mark.parametrize(
+    ("line", "enhanced"),
+    [
+        (b"550 5.1.1 <x>: unknown", "5.1.1"),
+        (b"451 4.3.0 try later", "4.3.0"),
+        (b"550 4.1.1 class mismatch", None),
+        (b"250 2.0.0", "2.0.0"),
+        (b"250 queued as 5.1.1X", None),
+        (b"550 no code here", None),
+    ],
+)
+def test_enhanced_status_code(line: bytes, enhanced: str | None) -> None:
+    (reply,) = replies(line + b"\r\n")
+    assert reply.enhanced == enhanced
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20), st.booleans())
+def test_parser_raises_only_its_own_error_on_arbitrary_bytes(
+    chunks: list[bytes], eof: bool
+) -> None:
+    reader = ReplyReader()
+    try:
+        for chunk in chunks:
+            reader.feed(chunk)
+            while (reply := reader.next_reply()) is not None:
+                assert 0 <= reply.code <= 999
+                assert reply.text.isascii()
+        if eof:
+            reader.feed_eof()
+            while reader.next_reply() is not None:
+                pass
+    except RemoteProtocolError:
+        assert eof
+
+
+@given(st.lists(st.tuples(st.integers(100, 599), st.text("abc -.0123", max_size=30)), min_size=1))
+def test_every_well_formed_reply_is_read_back(lines: list[tuple[int, str]]) -> None:
+    data = b"".join(
+        b"%d%s%s\r\n" % (code, b"-" if i < len(lines) - 1 else b" ", text.encode())
+        for i, (code, text) in enumerate(lines)
+    )
+    (reply,) = replies(data)
+    assert reply.code == lines[-1][0]
+    assert reply.text.split("\n") == [t.lstrip(" ") for _, t in lines]
