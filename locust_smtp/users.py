@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from gevent import Timeout
-from locust import User, constant, task
+from locust import User, constant
 from locust.exception import LocustError
 
 from . import stages
@@ -181,10 +181,12 @@ class SmtpUser(User):
 
     # -- sending ---------------------------------------------------------------------------
 
-    @task
-    def send(self) -> None:
-        """The default task: one message."""
-        self.send_message()
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Locust adds a base class's tasks to a subclass's own; the default task is only
+        # for users that define none, so a locustfile's @task methods replace it
+        super().__init_subclass__(**kwargs)
+        own = [t for t in cls.tasks if t is not send_one_message]
+        cls.tasks = own or [send_one_message]
 
     def send_message(self, number: int | None = None) -> MailResult | None:
         """Send the configured message (a new connection first if there is none)."""
@@ -271,6 +273,11 @@ class SmtpUser(User):
             with Timeout(min(self.timeout, _QUIT_ON_STOP_TIMEOUT), False):  # type: ignore[no-untyped-call]
                 self._quit_quietly()
         self.client.close()
+
+
+def send_one_message(user: SmtpUser) -> None:
+    """The default task of a user class that defines none: one message."""
+    user.send_message()
 
 
 def reply_stage(command: str) -> str:
