@@ -109,7 +109,7 @@ class SmtpClient:
         self.extensions = Extensions()
         self.greeting: Reply | None = None
         self._sockaddr: tuple[int, object] | None = None
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._reader = ReplyReader()
         self._read_watcher: Any = None
         self._write_watcher: Any = None
@@ -149,7 +149,7 @@ class SmtpClient:
         self.extensions = Extensions()
         self._report(stages.CONNECT, start, t0, 0, None, None)
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> _socket.socket:
         family, sockaddr = self.resolve()
         # the C-level socket: Locust monkey-patches socket.socket, and its cooperative
         # wrapper would cost a Python layer per send and recv; we do our own waiting
@@ -190,7 +190,7 @@ class SmtpClient:
         return sock
 
     @staticmethod
-    def _peer_connected(sock: socket.socket) -> bool:
+    def _peer_connected(sock: _socket.socket) -> bool:
         try:
             sock.getpeername()
         except OSError:
