@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from gevent import Timeout
 from locust import User, constant
-from locust.exception import LocustError
+from locust.exception import LocustError, StopUser
 
 from . import stages
 from ._content import MessageTemplate, SourceMessage, data_payload, message_id_local
@@ -30,6 +30,8 @@ from ._errors import ReplyError, SmtpError
 from .address import AddressError, parse_host
 from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from .codes import CLOSING_CODES
+from .options import apply_options
+from .pool import get_pool
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -89,6 +91,7 @@ class SmtpUser(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
+        apply_options(self, environment)
         if not self.host:
             raise LocustError(
                 "You must specify the host (smtp://host:port, lmtp://host:port or unix:/path), "
@@ -220,7 +223,7 @@ class SmtpUser(User):
             failure = exc
         if failure is None:
             return True
-        self._quit_quietly()
+        self.end_session()
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
         return False
 
@@ -245,7 +248,7 @@ class SmtpUser(User):
         except SmtpError:
             client.close()
         if not self.reuse_connection:
-            self._quit_quietly()
+            self.end_session()
         return result
 
     def _reset(self) -> None:
@@ -256,7 +259,8 @@ class SmtpUser(User):
         if not reply.positive:
             self.client.close()
 
-    def _quit_quietly(self) -> None:
+    def end_session(self) -> None:
+        """QUIT and close the connection, if there is one; errors are reported, not raised."""
         client = self.client
         if not client.connected:
             return
@@ -271,13 +275,26 @@ class SmtpUser(User):
         """Say QUIT on an idle connection (briefly: Locust is stopping), else just close."""
         if self.client.connected:
             with Timeout(min(self.timeout, _QUIT_ON_STOP_TIMEOUT), False):  # type: ignore[no-untyped-call]
-                self._quit_quietly()
+                self.end_session()
         self.client.close()
 
 
 def send_one_message(user: SmtpUser) -> None:
-    """The default task of a user class that defines none: one message."""
-    user.send_message()
+    """The default task of a user class that defines none: one message, claimed from the
+    run's message pool when it has one (``--smtp-messages``); when the pool is empty the
+    user ends its session (QUIT) and stops."""
+    pool = get_pool(user.environment)
+    if pool is None:
+        user.send_message()
+        return
+    number = pool.claim()
+    if number is None:
+        user.end_session()
+        raise StopUser()
+    try:
+        user.send_message(number)
+    finally:
+        pool.finish()
 
 
 def reply_stage(command: str) -> str:
