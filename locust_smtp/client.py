@@ -95,6 +95,7 @@ class SmtpClient:
         buffer_size: int | None = None,
         on_stage: StageCallback | None = None,
         trace: Callable[[str], None] | None = None,
+        sockaddr: tuple[int, object] | None = None,
     ) -> None:
         self.address = parse_host(address) if isinstance(address, str) else address
         if lmtp is None:
@@ -108,7 +109,8 @@ class SmtpClient:
         self.trace = trace
         self.extensions = Extensions()
         self.greeting: Reply | None = None
-        self._sockaddr: tuple[int, object] | None = None
+        self._sockaddr = sockaddr
+        """``(family, address)`` already resolved, if given: every connection uses it."""
         self._sock: _socket.socket | None = None
         self._reader = ReplyReader()
         self._read_watcher: Any = None
@@ -381,12 +383,16 @@ class SmtpClient:
         """DATA; success means exactly 354."""
         return self._exchange(stages.DATA, commands.DATA, START_MAIL_INPUT)
 
-    def send_content(self, payload: bytes, replies: int = 1) -> list[Reply]:
+    def send_content(
+        self, payload: bytes, replies: int = 1, on_written: Callable[[], None] | None = None
+    ) -> list[Reply]:
         """Send the message (``payload`` is dot-stuffed and ends with the ``.`` line) and read
         ``replies`` end-of-data replies: 1 for SMTP, one per accepted recipient for LMTP.
 
         Each reply is reported as one ``end of data`` stage, timed from the start of the
-        content. A lost connection or timeout closes the socket and raises."""
+        content. ``on_written`` is called once the content is written, before any reply
+        (smtp-source's ``-c`` counter). A reply of 421 or 521 ends the reading. A lost
+        connection or timeout closes the socket and raises."""
         stage = stages.END_OF_DATA
         if self.trace is not None:
             self.trace(".")
@@ -395,6 +401,8 @@ class SmtpClient:
         got: list[Reply] = []
         try:
             self._send(payload, stage)
+            if on_written is not None:
+                on_written()
             for _ in range(replies):
                 reply = self._read_reply(stage)
                 got.append(reply)

@@ -1,0 +1,150 @@
+"""``locust-smtp``: smtp-source's command line, run as a headless Locust test.
+
+    locust-smtp [options] [inet:]host[:port] [-- locust options]
+    locust-smtp [options] unix:pathname [-- locust options]
+
+Start-up checks run in smtp-source's order (reference §1.3) before Locust
+starts, so a bad command line fails fast with smtp-source's words. Then
+Locust runs ``-s`` users of :class:`~locust_smtp.source_session.SourceUser`
+sharing a pool of exactly ``-m`` messages; stdout carries only what
+smtp-source prints (the ``-c`` counter), stderr the diagnostics and, at the
+end, a summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._content import SourceMessage
+from ._envelope import default_address, local_hostname
+from .address import AddressError, hostname_problem, parse_source_address
+from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args
+from .source_session import SourceRun, set_current_run
+
+LOCUSTFILE = Path(__file__).with_name("source_locustfile.py")
+SPAWN_AT_ONCE = 10_000  # users per second: every session starts at once
+
+
+def prepare_run(config: SourceConfig) -> SourceRun:
+    """Steps 4-6 of smtp-source's start-up: content, server address, own hostname."""
+    content = None
+    if config.message_file is not None:
+        try:
+            with open(config.message_file, "rb") as f:
+                content = f.read()
+        except OSError as exc:
+            raise UsageError(
+                f"fatal: open {config.message_file}: {os.strerror(exc.errno or 0)}"
+            ) from None
+    try:
+        address = parse_source_address(config.operand)
+        sockaddr = None if address.is_unix else address.resolve(config.family)
+    except AddressError as exc:
+        raise UsageError(f"fatal: {exc}") from None
+    myhostname = config.myhostname
+    if myhostname is None:
+        myhostname = local_hostname()
+        problem = hostname_problem(myhostname)
+        if problem is not None:
+            raise UsageError(
+                f"warning: valid_hostname: {problem}", "fatal: unable to use my own hostname"
+            )
+    sender = config.sender if config.sender is not None else default_address(myhostname)
+    recipient = config.recipient if config.recipient is not None else default_address(myhostname)
+    template = SourceMessage(
+        sender=sender,
+        recipient=recipient,
+        myhostname=myhostname,
+        subject=config.subject,
+        length=config.message_length,
+        file_content=content,
+        headers=not config.old_mode,
+    ).template()
+    return SourceRun(config, myhostname, sender, recipient, template, sockaddr)
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.ERROR)
+
+
+def _locust_argv(config: SourceConfig) -> list[str]:
+    return [
+        PROGRAM,
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "--skip-log-setup",
+        "-u",
+        str(config.sessions),
+        "-r",
+        str(SPAWN_AT_ONCE),
+        "--host",
+        config.operand,
+        "--smtp-messages",
+        str(config.messages),
+        *config.locust_args,
+    ]
+
+
+def run_locust(config: SourceConfig, run: SourceRun) -> int:
+    import locust.main
+    from locust import events
+    from locust.runners import WorkerRunner
+
+    from .summary import render
+
+    def on_quitting(environment: Any, **_kwargs: Any) -> None:
+        ok = run.failed is None
+        if isinstance(environment.runner, WorkerRunner):
+            environment.process_exit_code = 0 if ok else 1
+            return
+        if config.counter and ok:
+            run.stdout.write("\n")
+            run.stdout.flush()
+        if not config.quiet and environment.runner is not None:
+            request_type = "LMTP" if config.lmtp else "SMTP"
+            print(render(environment.runner.stats, request_type, PROGRAM), file=run.stderr)
+        environment.process_exit_code = 0 if ok else 1
+
+    events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
+    _configure_logging(config.verbose)
+    saved_argv = sys.argv
+    sys.argv = _locust_argv(config)
+    try:
+        locust.main.main()  # type: ignore[no-untyped-call]
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        events.quitting.remove_listener(on_quitting)  # type: ignore[no-untyped-call]
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        config = parse_args(args)
+        if config.show_help:
+            print(HELP, end="")
+            return 0
+        run = prepare_run(config)
+    except UsageError as exc:
+        for line in exc.lines:
+            print(f"{PROGRAM}: {line}", file=sys.stderr)
+        return 1
+    set_current_run(run)
+    return run_locust(config, run)
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""smtp-source's command line: options, defaults, validation and error texts.
+
+See ``docs/smtp-source-3.7.md`` §1-§3. Parsing follows glibc ``getopt`` in
+POSIX mode (options end at the first operand); numbers are read like C
+``atoi`` (``-m 3x`` is 3, ``-m x`` is 0); each bad value is fatal as soon as
+it is parsed, so the first error on the command line wins.
+
+Long options are ours: ``--timeout SECONDS``, ``--quiet`` (no summary),
+``--help``. Locust's own options follow the operand after ``--``.
+"""
+
+from __future__ import annotations
+
+import getopt
+import re
+import socket
+from dataclasses import dataclass, field
+
+from .address import address_literal_problem, hostname_problem
+
+PROGRAM = "locust-smtp"
+SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"
+LONG_OPTIONS = ["timeout=", "quiet", "help"]
+USAGE = (
+    f"usage: {PROGRAM} -cdLNov -s sess -l msglen -m msgs -C count -M myhostname -f from "
+    "-t to -r rcptcount -R delay -w delay host[:port]"
+)
+HELP = f"""\
+{PROGRAM} [options] [inet:]host[:port] [-- locust options]
+{PROGRAM} [options] unix:pathname [-- locust options]
+
+smtp-source's options (docs/smtp-source-3.7.md):
+  -4 / -6        IPv4 / IPv6 only          -L             speak LMTP
+  -A             go on after rejections    -m count       messages in total (1)
+  -c             running counter on stdout -M name        HELO name (hostname)
+  -C count       connect attempts (1)      -N             number every recipient
+  -d             keep connections open     -o             no HELO, no headers
+  -f from        sender (foo@hostname)     -r count       recipients per message (1)
+  -F file        message content from file -R secs        random delay after messages
+  -l length      body of length bytes      -s count       parallel sessions (1)
+  -S subject     Subject header            -t to          recipient (foo@hostname)
+  -T size        socket buffer size        -v             show the dialogue on stderr
+  -w secs        fixed delay after messages
+Ours:
+  --timeout SECONDS   limit on every read and write (300)
+  --quiet             no summary on stderr at the end
+Locust options go after the operand and --, e.g. -- --csv out --processes 2.
+"""
+
+_ATOI = re.compile(r"\s*([+-]?\d+)")
+
+
+class UsageError(Exception):
+    """Print ``lines`` (without the program prefix) and exit 1."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(lines[-1])
+        self.lines = lines
+
+
+def atoi(text: str) -> int:
+    """C ``atoi``: leading whitespace and sign, digits, anything after ignored; else 0."""
+    match = _ATOI.match(text)
+    return int(match.group(1)) if match else 0
+
+
+@dataclass
+class SourceConfig:
+    """Everything an smtp-source command line says, with its defaults."""
+
+    operand: str = ""
+    family: int = socket.AF_UNSPEC
+    abort_on_reject: bool = True  # -A turns this off
+    counter: bool = False
+    connect_count: int = 1
+    keep_connection: bool = False
+    sender: str | None = None
+    message_file: str | None = None
+    message_length: int | None = None
+    lmtp: bool = False
+    messages: int = 1
+    myhostname: str | None = None
+    number_recipients: bool = False
+    old_mode: bool = False
+    recipient_count: int = 1
+    random_delay: int = 0
+    sessions: int = 1
+    subject: str | None = None
+    recipient: str | None = None
+    window_size: int = 0
+    verbose: bool = False
+    fixed_delay: int = 0
+    timeout: float = 300.0
+    quiet: bool = False
+    show_help: bool = False
+    locust_args: list[str] = field(default_factory=list)
+
+
+def _positive(value: str, what: str) -> int:
+    number = atoi(value)
+    if number <= 0:
+        raise UsageError(f"fatal: bad {what}: {value}")
+    return number
+
+
+def _no_line_breaks(value: str, what: str) -> str:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise UsageError(f"fatal: bad {what}: {value!r} contains CR, LF or NUL")
+    return value
+
+
+def check_myhostname(name: str) -> str:
+    if name.startswith("["):
+        if address_literal_problem(name) is not None:
+            raise UsageError(f"fatal: bad address literal: {name}")
+        return name
+    problem = hostname_problem(name)
+    if problem is not None:
+        raise UsageError(f"warning: valid_hostname: {problem}", f"fatal: bad hostname: {name}")
+    return name
+
+
+def parse_args(argv: list[str]) -> SourceConfig:
+    """Parse the arguments (without the program name). Raises :class:`UsageError`."""
+    config = SourceConfig()
+    try:
+        options, operands = getopt.getopt(argv, SHORT_OPTIONS, LONG_OPTIONS)
+    except getopt.GetoptError as exc:
+        glibc = (
+            f"option requires an argument -- '{exc.opt}'"
+            if "requires argument" in exc.msg
+            else f"invalid option -- '{exc.opt}'"
+        )
+        if exc.opt and len(exc.opt) > 1:  # a long option
+            glibc = f"unrecognized option '--{exc.opt}'"
+            if "requires argument" in exc.msg:
+                glibc = f"option '--{exc.opt}' requires an argument"
+        raise UsageError(glibc, f"fatal: {USAGE}") from None
+    for opt, value in options:
+        if opt == "-4":
+            config.family = socket.AF_INET
+        elif opt == "-6":
+            config.family = socket.AF_INET6
+        elif opt == "-A":
+            config.abort_on_reject = False
+        elif opt == "-c":
+            config.counter = True
+        elif opt == "-C":
+            config.connect_count = _positive(value, "connection count")
+        elif opt == "-d":
+            config.keep_connection = True
+        elif opt == "-f":
+            config.sender = _no_line_breaks(value, "sender address")
+        elif opt == "-F":
+            if config.message_length is not None:
+                raise UsageError("fatal: -l option cannot be used with -F")
+            config.message_file = value
+        elif opt == "-l":
+            if config.message_file is not None:
+                raise UsageError("fatal: -l option cannot be used with -F")
+            config.message_length = _positive(value, "message length")
+        elif opt == "-L":
+            config.lmtp = True
+        elif opt == "-m":
+            config.messages = _positive(value, "message count")
+        elif opt == "-M":
+            config.myhostname = check_myhostname(value)
+        elif opt == "-N":
+            config.number_recipients = True
+        elif opt == "-o":
+            config.old_mode = True
+        elif opt == "-r":
+            config.recipient_count = _positive(value, "recipient count")
+        elif opt == "-R":
+            if config.fixed_delay:
+                raise UsageError("fatal: do not use -w and -R options at the same time")
+            config.random_delay = _positive(value, "random delay")
+        elif opt == "-s":
+            config.sessions = _positive(value, "session count")
+        elif opt == "-S":
+            config.subject = _no_line_breaks(value, "subject")
+        elif opt == "-t":
+            config.recipient = _no_line_breaks(value, "recipient address")
+        elif opt == "-T":
+            config.window_size = _positive(value, "TCP window size")
+        elif opt == "-v":
+            config.verbose = True
+        elif opt == "-w":
+            if config.random_delay:
+                raise UsageError("fatal: do not use -w and -R options at the same time")
+            config.fixed_delay = _positive(value, "fixed delay")
+        elif opt == "--timeout":
+            try:
+                config.timeout = float(value)
+            except ValueError:
+                config.timeout = 0
+            if not config.timeout > 0:
+                raise UsageError(f"fatal: bad timeout: {value}")
+        elif opt == "--quiet":
+            config.quiet = True
+        elif opt == "--help":
+            config.show_help = True
+            return config
+    if "--" in operands:
+        split = operands.index("--")
+        operands, config.locust_args = operands[:split], operands[split + 1 :]
+    if len(operands) != 1:
+        raise UsageError(f"fatal: {USAGE}")
+    config.operand = operands[0]
+    return config

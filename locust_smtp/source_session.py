@@ -1,0 +1,309 @@
+"""smtp-source's session, step by step, as a Locust user (reference §5-§8).
+
+Each task iteration of :class:`SourceUser` is one message of the ``-m`` pool:
+connect if needed (``-C`` attempts), greeting, HELO/LHLO (unless ``-o``), the
+transaction, then QUIT unless ``-d`` keeps the connection. Rejections are
+fatal for the whole run unless ``-A``, which applies smtp-source's table
+(§6.3): RSET after a refused MAIL/DATA or when every RCPT was refused, and a
+dropped connection after 421/521. Lost connections and timeouts are always
+fatal. What differs from smtp-source on purpose (docs/flags.md): no hang on a
+silent server, LMTP reads one reply per *accepted* recipient, no 1 s sleep
+before a fatal exit, every clean session end sends QUIT and no delay follows
+a session's last message.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+import gevent
+from locust.exception import StopUser
+
+from . import stages
+from ._content import MessageTemplate, message_id_local
+from ._envelope import RecipientNumbers
+from ._errors import ConnectError, ReplyError, SmtpError
+from .client import SmtpClient
+from .codes import CLOSING_CODES, START_MAIL_INPUT
+from .pool import get_pool
+from .source_options import PROGRAM, SourceConfig
+from .users import SmtpUser
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from ._replies import Reply
+
+
+class SourceFatal(Exception):
+    """smtp-source would print ``fatal: <message>`` and exit 1."""
+
+
+@dataclass
+class SourceRun:
+    """What the sessions of one process share: the configuration, the resolved server,
+    the message built once, the ``-N`` and ``-c`` counters and the fatal state."""
+
+    config: SourceConfig
+    myhostname: str
+    sender: str
+    recipient: str
+    template: MessageTemplate
+    sockaddr: tuple[int, object] | None = None
+    numbers: RecipientNumbers = field(default_factory=RecipientNumbers)
+    delivered: int = 0
+    failed: str | None = None
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def warning(self, text: str) -> None:
+        print(f"{PROGRAM}: warning: {text}", file=self.stderr, flush=True)
+
+    def trace(self, text: str) -> None:
+        print(f"{PROGRAM}: {text}", file=self.stderr, flush=True)
+
+    def fatal(self, text: str, environment: Environment) -> None:
+        """Report the first fatal error and stop the whole run (every session)."""
+        if self.failed is not None:
+            return
+        self.failed = text
+        print(f"{PROGRAM}: fatal: {text}", file=self.stderr, flush=True)
+        runner = environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    def count_delivery(self) -> None:
+        """The ``-c`` counter: bumped when the ``.`` has been written, printed with CR."""
+        self.delivered += 1
+        if self.config.counter:
+            self.stdout.write(f"{self.delivered}\r")
+            self.stdout.flush()
+
+
+_current: SourceRun | None = None
+
+
+def set_current_run(run: SourceRun | None) -> None:
+    global _current
+    _current = run
+
+
+def current_run() -> SourceRun:
+    if _current is None:
+        raise RuntimeError("no smtp-source run configured in this process")
+    return _current
+
+
+def source_task(user: Any) -> None:
+    """The task of :class:`SourceUser`: one message of the pool."""
+    user.source_iteration()
+
+
+class SourceUser(SmtpUser):
+    """One smtp-source session (``-s`` of them run at once)."""
+
+    abstract = True
+    tasks = [source_task]
+
+    def __init__(self, environment: Environment) -> None:
+        self.source = run = current_run()
+        config = run.config
+        self.helo_name = run.myhostname
+        self.sender = run.sender
+        self.recipient = run.recipient
+        self.lmtp = config.lmtp
+        self.timeout = config.timeout
+        super().__init__(environment)
+        self.client = SmtpClient(
+            self.client.address,
+            lmtp=config.lmtp,
+            timeout=config.timeout,
+            family=config.family,
+            buffer_size=config.window_size or None,
+            on_stage=self._on_stage,
+            trace=run.trace if config.verbose else None,
+            sockaddr=run.sockaddr,
+        )
+        self.connect_attempts_left = config.connect_count
+        self.next_number: int | None = None
+
+    def build_template(self) -> MessageTemplate:
+        return current_run().template
+
+    # -- the task --------------------------------------------------------------------------
+
+    def source_iteration(self) -> None:
+        run = self.source
+        pool = get_pool(self.environment)
+        if pool is None:
+            raise StopUser()
+        if self.next_number is None:
+            self.next_number = pool.claim()
+            if self.next_number is None:
+                raise StopUser()  # more sessions than messages: this one never connects
+        number, self.next_number = self.next_number, None
+        try:
+            self.one_message(number)
+        except SourceFatal as exc:
+            self.client.close()
+            run.fatal(str(exc), self.environment)
+            raise StopUser() from None
+        finally:
+            pool.finish()
+        # claim the next message now, so that the last one is not followed by a delay
+        self.next_number = pool.claim()
+        if self.next_number is None:
+            if self.client.connected:
+                self.quit_or_fatal()
+            raise StopUser()
+        self.delay()
+
+    def delay(self) -> None:
+        config = self.source.config
+        seconds = config.fixed_delay or (
+            random.randint(0, config.random_delay) if config.random_delay else 0
+        )
+        if seconds:
+            gevent.sleep(seconds)
+
+    # -- one message -----------------------------------------------------------------------
+
+    def one_message(self, number: int) -> None:
+        start, t0 = time.time(), time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            failure = self._message(number)
+        except SmtpError as exc:
+            self._report_message(start, t0, exc)
+            raise SourceFatal(str(exc)) from None
+        except SourceFatal as exc:
+            self._report_message(start, t0, getattr(exc, "error", None) or exc)
+            raise
+        self._report_message(start, t0, failure)
+
+    def _report_message(self, start: float, t0: float, failure: BaseException | None) -> None:
+        self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
+
+    def _reject(self, stage: str, reply: Reply) -> ReplyError:
+        """smtp-source's reaction to a non-positive reply: fatal, or a warning under -A."""
+        error = self.client.rejection(stage, reply)
+        if self.source.config.abort_on_reject:
+            fatal = SourceFatal(str(error))
+            fatal.error = error  # type: ignore[attr-defined]
+            raise fatal
+        self.source.warning(str(error))
+        return error
+
+    def _message(self, number: int) -> ReplyError | None:
+        """One message; returns the rejection that spoiled it (under -A), else None."""
+        client = self.client
+        config = self.source.config
+        if not client.connected:
+            self._connect()
+            greeting = client.read_greeting()
+            if not greeting.positive:
+                self._reject(stages.BANNER, greeting)  # -A: no special case, go on
+            if not config.old_mode:
+                reply = client.hello(self.my_hostname, "LHLO" if config.lmtp else "HELO")
+                if not reply.positive:
+                    error = self._reject(reply_stage_of(config), reply)
+                    if reply.code in CLOSING_CODES:
+                        client.close()
+                        return error
+        result = self._transaction(number)
+        if not config.keep_connection and client.connected:
+            self.quit_or_fatal()
+        return result
+
+    def _connect(self) -> None:
+        while True:
+            try:
+                self.client.open()
+                return
+            except ConnectError as exc:
+                self.connect_attempts_left -= 1
+                if self.connect_attempts_left <= 0:
+                    raise
+                self.source.warning(str(exc))
+                gevent.sleep(0)
+
+    def _transaction(self, number: int) -> ReplyError | None:
+        client = self.client
+        config = self.source.config
+        payload = self.template.render(message_id_local(self._pid, max(client.fileno, 0), number))
+        reply = client.mail(self.envelope_sender)
+        if not reply.positive:
+            error = self._reject(stages.MAIL, reply)
+            return self._after_rejection(reply, error)
+        accepted = 0
+        first_error: ReplyError | None = None
+        numbers = self.source.numbers if config.number_recipients else None
+        for k in range(config.recipient_count):
+            if numbers is not None:
+                recipient = f"{numbers.next()}{self.envelope_recipient}"
+            else:
+                left = config.recipient_count - k
+                recipient = (
+                    f"{left}{self.envelope_recipient}" if left > 1 else (self.envelope_recipient)
+                )
+            reply = client.rcpt(recipient)
+            if reply.positive:
+                accepted += 1
+                continue
+            error = self._reject(stages.RCPT, reply)
+            first_error = first_error or error
+            if reply.code in CLOSING_CODES:
+                client.close()
+                return error
+        if accepted == 0:
+            self._rset()
+            return first_error
+        reply = client.data()
+        if reply.code != START_MAIL_INPUT:
+            error = self._reject(stages.DATA, reply)
+            return self._after_rejection(reply, error)
+        replies = client.send_content(
+            payload, accepted if config.lmtp else 1, self.source.count_delivery
+        )
+        for reply in replies:
+            if not reply.positive:
+                error = self._reject(stages.END_OF_DATA, reply)
+                first_error = first_error or error
+                if reply.code in CLOSING_CODES:
+                    client.close()
+                    return error
+        return first_error
+
+    def _after_rejection(self, reply: Reply, error: ReplyError) -> ReplyError:
+        if reply.code in CLOSING_CODES:
+            self.client.close()
+        else:
+            self._rset()
+        return error
+
+    def _rset(self) -> None:
+        reply = self.client.rset()
+        if not reply.positive:
+            self._reject(stages.RSET, reply)
+            if reply.code in CLOSING_CODES:
+                self.client.close()
+
+    def quit_or_fatal(self) -> None:
+        """QUIT, whatever the reply; a connection lost instead is fatal (as smtp-source)."""
+        try:
+            self.client.quit()
+        except SmtpError as exc:
+            self.source.fatal(str(exc), self.environment)
+            raise StopUser() from None
+
+    def on_stop(self) -> None:
+        # killed by a fatal elsewhere or by Locust: smtp-source resets, it does not QUIT
+        self.client.close()
+
+
+def reply_stage_of(config: SourceConfig) -> str:
+    return stages.LHLO if config.lmtp else stages.HELO

@@ -1,0 +1,97 @@
+"""The short report ``locust-smtp`` prints on stderr at the end of a run."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from . import stages
+
+if TYPE_CHECKING:
+    from locust.stats import RequestStats
+
+STAGE_ORDER = [
+    stages.CONNECT,
+    stages.BANNER,
+    stages.HELO,
+    stages.EHLO,
+    stages.LHLO,
+    stages.MAIL,
+    stages.RCPT,
+    stages.DATA,
+    stages.END_OF_DATA,
+    stages.RSET,
+    stages.QUIT,
+    stages.MESSAGE,
+]
+REJECTIONS = (
+    "TransientReplyError",
+    "PermanentReplyError",
+    "UnexpectedReplyError",
+    "MalformedReply",
+)
+_REPR = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\d.]+)')?")
+
+
+def describe_error(error: Any) -> tuple[str, str]:
+    """(kind, "STAGE CODE ENHANCED") from an error as Locust keeps it."""
+    text = error if isinstance(error, str) else repr(error)
+    match = _REPR.match(text)
+    if match is None:
+        return text, text
+    kind, stage, code, enhanced = match.groups()
+    return kind, " ".join(part for part in (stage, code, enhanced) if part)
+
+
+def message_outcomes(stats: RequestStats, request_type: str) -> tuple[int, int, int, int]:
+    """(attempted, accepted, rejected, failed) messages."""
+    entry = stats.entries.get((stages.MESSAGE, request_type))
+    if entry is None:
+        return 0, 0, 0, 0
+    rejected = sum(
+        e.occurrences
+        for e in stats.errors.values()
+        if e.name == stages.MESSAGE
+        and e.method == request_type
+        and describe_error(e.error)[0] in REJECTIONS
+    )
+    attempted = entry.num_requests
+    failed = entry.num_failures - rejected
+    return attempted, attempted - entry.num_failures, rejected, failed
+
+
+def render(stats: RequestStats, request_type: str, program: str) -> str:
+    attempted, accepted, rejected, failed = message_outcomes(stats, request_type)
+    total = stats.total
+    elapsed = max((total.last_request_timestamp or total.start_time) - total.start_time, 1e-9)
+    lines = [
+        f"{program}: {attempted} messages in {elapsed:.2f} s ({attempted / elapsed:.0f}/s): "
+        f"{accepted} accepted, {rejected} rejected, {failed} failed"
+    ]
+    rows = [
+        (name, stats.entries[(name, request_type)])
+        for name in STAGE_ORDER
+        if (name, request_type) in stats.entries
+    ]
+    if rows:
+        lines.append(
+            f"{'stage':<12} {'count':>8} {'failed':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        )
+        for name, entry in rows:
+            p = [entry.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99)]
+            lines.append(
+                f"{name:<12} {entry.num_requests:>8} {entry.num_failures:>7} "
+                f"{p[0]:>7} {p[1]:>7} {p[2]:>7}"
+            )
+    failures: dict[str, int] = {}
+    for e in stats.errors.values():
+        if e.method != request_type or e.name == stages.MESSAGE:
+            continue
+        kind, where = describe_error(e.error)
+        key = f"{where} ({kind})"
+        failures[key] = failures.get(key, 0) + e.occurrences
+    if failures:
+        lines.append("failures by stage and reply code:")
+        for key, count in sorted(failures.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {count:>8}  {key}")
+    return "\n".join(lines)
