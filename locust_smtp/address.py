@@ -112,14 +112,42 @@ def is_ip_address(text: str, version: int | None = None) -> bool:
     return version is None or address.version == version
 
 
+def ipv4_problem(addr: str) -> str | None:
+    """Why Postfix's ``valid_ipv4_hostaddr()`` refuses ``addr`` (its warning text), or None."""
+    if not addr:
+        return "empty address"
+    in_byte, byte_count, byte_val = False, 0, 0
+    for i, ch in enumerate(addr):
+        if "0" <= ch <= "9":
+            if not in_byte:
+                in_byte, byte_val = True, 0
+                byte_count += 1
+            byte_val = byte_val * 10 + ord(ch) - ord("0")
+            if byte_val > 255:
+                return f"invalid octet value: {addr[:100]}"
+        elif ch == ".":
+            if not in_byte or i + 1 == len(addr):
+                return f"misplaced dot: {addr[:100]}"
+            if byte_count == 1 and byte_val == 0 and addr.strip("0."):
+                return f"bad initial octet value: {addr[:100]}"
+            in_byte = False
+        else:
+            return f"invalid character {ord(ch)}(decimal): {addr[:100]}"
+    if byte_count != 4:
+        return f"invalid octet count: {addr[:100]}"
+    return None
+
+
 def address_literal_problem(literal: str) -> str | None:
-    """Why ``[1.2.3.4]`` / ``[IPv6:...]`` is not a valid address literal, or None."""
+    """Why ``[1.2.3.4]`` / ``[IPv6:...]`` is not a valid address literal (the warning that
+    precedes smtp-source's ``bad address literal``), or None."""
     if not (literal.startswith("[") and literal.endswith("]")):
         return "bad address literal"
     inner = literal[1:-1]
     if inner[:5].lower() == "ipv6:":
-        return None if is_ip_address(inner[5:], 6) else "bad address literal"
-    return None if is_ip_address(inner, 4) else "bad address literal"
+        return None if is_ip_address(inner[5:], 6) else "valid_ipv6_hostaddr: bad address"
+    problem = ipv4_problem(inner)
+    return None if problem is None else f"valid_ipv4_hostaddr: {problem}"
 
 
 # -- smtp-source operand -------------------------------------------------------------------

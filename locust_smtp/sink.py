@@ -50,6 +50,12 @@ class SinkConfig:
     close_421: frozenset[str] = frozenset()
     delay: float = 0.0
     record: Path | None = None
+    fault_every: int = 1
+    """Inject the configured fault only on every Nth command of its kind."""
+
+    @property
+    def faulty(self) -> frozenset[str]:
+        return self.soft_reject | self.hard_reject | self.hang_up | self.close_421
 
 
 @dataclass
@@ -57,11 +63,14 @@ class Counters:
     connections: int = 0
     messages: int = 0
     recipients: int = 0
+    faults: int = 0
     active: int = 0
+    seen: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         return (
-            f"connections {self.connections} messages {self.messages} recipients {self.recipients}"
+            f"connections {self.connections} messages {self.messages} "
+            f"recipients {self.recipients} faults {self.faults}"
         )
 
 
@@ -87,6 +96,13 @@ class Session:
 
     def _fault(self, command: str) -> bytes | None:
         config = self.config
+        if command not in config.faulty:
+            return None
+        if config.fault_every > 1:
+            seen = self.counters.seen[command] = self.counters.seen.get(command, 0) + 1
+            if seen % config.fault_every:
+                return None
+        self.counters.faults += 1
         if command in config.hang_up:
             self.closing = True
             return b""
@@ -324,6 +340,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="reply 421 and disconnect after these",
     )
     parser.add_argument(
+        "--fault-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="inject the faults above only on every Nth such command",
+    )
+    parser.add_argument(
         "--delay",
         type=float,
         default=0.0,
@@ -358,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         close_421=args.close_421,
         delay=args.delay,
         record=args.record,
+        fault_every=max(1, args.fault_every),
     )
     try:
         listener = listen(args.address)
@@ -379,3 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -111,8 +111,10 @@ def _no_line_breaks(value: str, what: str) -> str:
 
 def check_myhostname(name: str) -> str:
     if name.startswith("["):
-        if address_literal_problem(name) is not None:
-            raise UsageError(f"fatal: bad address literal: {name}")
+        problem = address_literal_problem(name)
+        if problem is not None:
+            warning = [f"warning: {problem}"] if problem.startswith("valid_") else []
+            raise UsageError(*warning, f"fatal: bad address literal: {name}")
         return name
     problem = hostname_problem(name)
     if problem is not None:

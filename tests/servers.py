@@ -167,3 +167,46 @@ def aiosmtpd_server(lmtp: bool = False) -> Iterator[tuple[str, Path]]:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+LOCUST_SMTP = [sys.executable, "-m", "locust_smtp"]
+
+
+class SinkHandle:
+    """A running locust-smtp-sink: its address, and its counts once it has stopped."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.counts: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def our_sink(
+    *options: str, record: Path | None = None, unix_path: str | None = None, ipv6: bool = False
+) -> Iterator[SinkHandle]:
+    """Run the project's own sink (``locust-smtp-sink``) in a child process."""
+    if unix_path is not None:
+        listen = f"unix:{unix_path}"
+    elif ipv6:
+        listen = f"[::1]:{free_port(socket.AF_INET6)}"
+    else:
+        listen = f"127.0.0.1:{free_port()}"
+    extra = ["--record", str(record)] if record is not None else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust_smtp.sink", *options, *extra, listen],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    handle = SinkHandle(listen)
+    try:
+        # the sink says when it listens; probing with a connection would be counted
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        if "listening on" not in line:
+            raise RuntimeError(f"locust-smtp-sink did not start: {line!r}")
+        yield handle
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        last = out.decode().strip().splitlines()[-1].split()
+        handle.counts = {last[i]: int(last[i + 1]) for i in range(0, len(last), 2)}
