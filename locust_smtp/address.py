@@ -78,10 +78,12 @@ def hostname_problem(name: str) -> str | None:
         return "empty hostname"
     if len(name) > HOSTNAME_MAX:
         return f"bad length {len(name)} for {name[:100]}..."
+    raw = name.encode("utf-8", "surrogateescape")  # Postfix looks at bytes
     label = 0
     non_numeric = False
-    for i, ch in enumerate(name):
-        nxt = name[i + 1] if i + 1 < len(name) else ""
+    for i, byte in enumerate(raw):
+        ch = chr(byte)
+        nxt = raw[i + 1 : i + 2]
         if (ch.isascii() and ch.isalnum()) or ch == "_":
             label += 1
             if label > LABEL_MAX:
@@ -89,16 +91,16 @@ def hostname_problem(name: str) -> str | None:
             if not ch.isdigit():
                 non_numeric = True
         elif ch == ".":
-            if label == 0 or nxt == "":
+            if label == 0 or not nxt:
                 return f"misplaced delimiter: {name[:100]}"
             label = 0
         elif ch == "-":
             non_numeric = True
             label += 1
-            if label == 1 or nxt in ("", "."):
+            if label == 1 or nxt in (b"", b"."):
                 return f"misplaced hyphen: {name[:100]}"
         else:
-            return f"invalid character {ord(ch)}(decimal): {name[:100]}"
+            return f"invalid character {byte}(decimal): {name[:100]}"
     if not non_numeric:
         return f"numeric hostname: {name[:100]}"
     return None

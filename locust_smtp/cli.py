@@ -22,7 +22,7 @@ from typing import Any
 from ._content import SourceMessage
 from ._envelope import default_address, local_hostname
 from .address import AddressError, hostname_problem, parse_source_address
-from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args
+from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args, printable
 from .source_session import SourceRun, set_current_run
 
 LOCUSTFILE = Path(__file__).with_name("source_locustfile.py")
@@ -95,6 +95,28 @@ def _locust_argv(config: SourceConfig) -> list[str]:
     ]
 
 
+def write_final_csv(environment: Any) -> None:
+    """Locust rewrites its ``--csv`` files once a second, so a run shorter than that would
+    leave them empty: write the final request and failure rows at the end."""
+    options = environment.parsed_options
+    prefix = getattr(options, "csv_prefix", None)
+    if not prefix or environment.runner is None:
+        return
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+    csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    import csv as csv_module
+
+    with open(f"{prefix}_stats.csv", "w", newline="") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(csv.requests_csv_columns)
+        csv._requests_data_rows(writer)
+    with open(f"{prefix}_failures.csv", "w", newline="") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(csv.failures_columns)
+        csv._failures_data_rows(writer)
+
+
 def run_locust(config: SourceConfig, run: SourceRun) -> int:
     import locust.main
     from locust import events
@@ -113,6 +135,7 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
         if not config.quiet and environment.runner is not None:
             request_type = "LMTP" if config.lmtp else "SMTP"
             print(render(environment.runner.stats, request_type, PROGRAM), file=run.stderr)
+        write_final_csv(environment)
         environment.process_exit_code = 0 if ok else 1
 
     events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
@@ -140,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         run = prepare_run(config)
     except UsageError as exc:
         for line in exc.lines:
-            print(f"{PROGRAM}: {line}", file=sys.stderr)
+            print(f"{PROGRAM}: {printable(line)}", file=sys.stderr)
         return 1
     set_current_run(run)
     return run_locust(config, run)

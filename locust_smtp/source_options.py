@@ -58,6 +58,15 @@ class UsageError(Exception):
         self.lines = lines
 
 
+_PRINTABLE_BYTES = bytes(b if 0x20 <= b <= 0x7E else ord("?") for b in range(256))
+
+
+def printable(text: str) -> str:
+    """Postfix's ``printable()`` of a diagnostic: every byte outside printable ASCII
+    (line breaks, 8-bit bytes of an argument) shown as ``?``."""
+    return text.encode("utf-8", "surrogateescape").translate(_PRINTABLE_BYTES).decode("ascii")
+
+
 def atoi(text: str) -> int:
     """C ``atoi``: leading whitespace and sign, digits, anything after ignored; else 0."""
     match = _ATOI.match(text)

@@ -30,7 +30,7 @@ from ._errors import ConnectError, ReplyError, SmtpError
 from .client import SmtpClient
 from .codes import CLOSING_CODES, START_MAIL_INPUT
 from .pool import get_pool
-from .source_options import PROGRAM, SourceConfig
+from .source_options import PROGRAM, SourceConfig, printable
 from .users import SmtpUser
 
 if TYPE_CHECKING:
@@ -61,17 +61,17 @@ class SourceRun:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
 
     def warning(self, text: str) -> None:
-        print(f"{PROGRAM}: warning: {text}", file=self.stderr, flush=True)
+        print(f"{PROGRAM}: warning: {printable(text)}", file=self.stderr, flush=True)
 
     def trace(self, text: str) -> None:
-        print(f"{PROGRAM}: {text}", file=self.stderr, flush=True)
+        print(f"{PROGRAM}: {printable(text)}", file=self.stderr, flush=True)
 
     def fatal(self, text: str, environment: Environment) -> None:
         """Report the first fatal error and stop the whole run (every session)."""
         if self.failed is not None:
             return
         self.failed = text
-        print(f"{PROGRAM}: fatal: {text}", file=self.stderr, flush=True)
+        print(f"{PROGRAM}: fatal: {printable(text)}", file=self.stderr, flush=True)
         runner = environment.runner
         if runner is not None:
             gevent.spawn(runner.quit)

@@ -1,0 +1,149 @@
+"""locust-smtp beyond byte equality: exact counts, deliberate departures, bad input, summary."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from servers import LOCUST_SMTP, our_sink, scripted_server
+
+from locust_smtp.source_options import UsageError, atoi, parse_args
+
+
+def locust_smtp(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LOCUST_SMTP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("keep", [[], ["-d"]], ids=["new-connections", "-d"])
+def test_exactly_m_messages_reach_the_sink(keep: list[str]) -> None:
+    with our_sink() as sink:
+        proc = locust_smtp("-s", "7", "-m", "1234", *keep, sink.address)
+    assert proc.returncode == 0, proc.stderr
+    assert sink.counts["messages"] == 1234
+    assert "1234 messages" in proc.stderr and "1234 accepted" in proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("keep", [[], ["-d"]], ids=["new-connections", "-d"])
+def test_exact_count_with_rejections_under_A(keep: list[str]) -> None:
+    with our_sink("-f", "rcpt", "--fault-every", "5") as sink:
+        proc = locust_smtp("-A", "-s", "7", "-m", "1234", *keep, sink.address)
+    assert proc.returncode == 0, proc.stderr
+    rejected = sink.counts["faults"]
+    assert rejected == 1234 // 5
+    assert sink.counts["messages"] + rejected == 1234
+    assert f"{1234 - rejected} accepted, {rejected} rejected, 0 failed" in proc.stderr
+    assert proc.stderr.count("warning: recipient rejected: 550") == rejected
+
+
+def test_more_sessions_than_messages_never_connect() -> None:
+    with our_sink() as sink:
+        proc = locust_smtp("-s", "5", "-m", "2", sink.address)
+    assert proc.returncode == 0
+    assert sink.counts == {"connections": 2, "messages": 2, "recipients": 2, "faults": 0}
+
+
+def test_silent_server_times_out_instead_of_hanging() -> None:
+    def silent(sock: socket.socket) -> None:
+        sock.recv(1)
+
+    with scripted_server(silent) as address:
+        # the scripted server lives in this process, so run the command in a thread of ours
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [*LOCUST_SMTP, "--timeout", "0.5", address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        import gevent
+
+        while proc.poll() is None and time.monotonic() - started < 60:
+            gevent.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=5)
+    assert proc.returncode == 1
+    assert "locust-smtp: fatal: timeout while reading server greeting" in stderr
+    assert time.monotonic() - started < 30
+
+
+def test_lmtp_reads_a_reply_per_accepted_recipient() -> None:
+    # smtp-source waits for a reply per RCPT sent and stalls for 300 s; we do not
+    with our_sink("--lmtp", "-f", "rcpt", "--fault-every", "3") as sink:
+        proc = locust_smtp(
+            "-A", "-L", "-r", "3", "-m", "4", "-d", "--timeout", "10", sink.address, timeout=60
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert sink.counts["messages"] == 4
+    assert "end of data" in proc.stderr
+    # 12 RCPTs, every third refused: 8 accepted, so 8 end-of-data replies
+    row = next(ln for ln in proc.stderr.splitlines() if ln.startswith("end of data"))
+    assert row.split()[3] == "8"
+
+
+def test_counter_has_no_final_newline_after_a_fatal() -> None:
+    with our_sink("-f", ".", "--fault-every", "3") as sink:
+        proc = subprocess.run([*LOCUST_SMTP, "-c", "-m", "5", sink.address], capture_output=True)
+    assert proc.returncode == 1
+    assert proc.stdout == b"1\r2\r3\r"
+    assert b"fatal: end of data rejected: 550 5.3.0" in proc.stderr
+
+
+@pytest.mark.parametrize("option", ["-f", "-t", "-S"])
+@pytest.mark.parametrize("value", ["a\r\nRCPT TO:<x@y>", "a\nb", "a\rb"])
+def test_line_breaks_in_header_values_are_refused(option: str, value: str) -> None:
+    proc = locust_smtp(option, value, "127.0.0.1:1")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "contains CR, LF or NUL" in lines[0]
+    assert lines[0].startswith("locust-smtp: fatal: bad ")
+
+
+def test_line_break_in_myhostname_is_refused() -> None:
+    proc = locust_smtp("-M", "a\r\nb", "127.0.0.1:1")
+    assert proc.returncode == 1
+    # as Postfix's msg_* functions, diagnostics show non-printable bytes as "?"
+    assert proc.stderr == (
+        "locust-smtp: warning: valid_hostname: invalid character 13(decimal): a??b\n"
+        "locust-smtp: fatal: bad hostname: a??b\n"
+    )
+
+
+def test_unreadable_message_file(tmp_path: Path) -> None:
+    proc = locust_smtp("-F", str(tmp_path), "127.0.0.1:1")
+    assert proc.returncode == 1
+    assert proc.stderr == f"locust-smtp: fatal: open {tmp_path}: Is a directory\n"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "nan"])
+def test_bad_timeout(value: str) -> None:
+    proc = locust_smtp("--timeout", value, "127.0.0.1:1")
+    assert (proc.returncode, proc.stderr) == (1, f"locust-smtp: fatal: bad timeout: {value}\n")
+
+
+def test_locust_options_after_double_dash(tmp_path: Path) -> None:
+    prefix = tmp_path / "run"
+    with our_sink() as sink:
+        proc = locust_smtp("-s", "2", "-m", "20", sink.address, "--", "--csv", str(prefix))
+    assert proc.returncode == 0, proc.stderr
+    stats = (tmp_path / "run_stats.csv").read_text()
+    assert "SMTP,message,20,0" in stats
+
+
+def test_help() -> None:
+    proc = locust_smtp("--help")
+    assert proc.returncode == 0 and "-m count" in proc.stdout
+
+
+def test_atoi_is_c_atoi() -> None:
+    assert [atoi(s) for s in ["3x", " 42", "+7", "-1", "x", "", "0x10"]] == [3, 42, 7, -1, 0, 0, 0]
+
+
+def test_options_stop_at_the_operand_and_last_value_wins() -> None:
+    config = parse_args(["-m", "3", "-m", "2", "-4", "-6", "host", "--", "--csv", "x"])
+    assert (config.messages, config.family, config.operand) == (2, socket.AF_INET6, "host")
+    assert config.locust_args == ["--csv", "x"]
+    with pytest.raises(UsageError):
+        parse_args(["host", "-m", "2"])
