@@ -136,7 +136,8 @@ def test_421_after_mail_over_the_wire() -> None:
 def test_record_writes_client_bytes(tmp_path: Path) -> None:
     record = tmp_path / "rec"
     with our_sink(record=record) as sink:
-        with socket.create_connection(("127.0.0.1", int(sink.address.rsplit(":", 1)[1]))) as s:
+        port = int(sink.address.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as s:
             s.recv(100)
             s.sendall(b"QUIT\r\n")
             s.recv(100)
