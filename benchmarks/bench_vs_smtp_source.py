@@ -78,26 +78,82 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
 
 def cases(port: int, big: int, small: int) -> list[tuple[str, str, int, list[str]]]:
     host = f"127.0.0.1:{port}"
-    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-              "-u", "20", "-r", "20", "--host", host, "--only-summary", "--loglevel", "WARNING"]
+    locust = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        "20",
+        "-r",
+        "20",
+        "--host",
+        host,
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
     cli = shutil.which("locust-smtp")
     rows = [
-        ("a", "smtp-source -s 20 -d", big,
-         ["/usr/sbin/smtp-source", "-s", "20", "-d", "-m", str(big), host]),
-        ("b", "Locust SmtpUser x20, reuse", big,
-         [*locust, "--smtp-messages", str(big), "--smtp-reuse"]),
+        (
+            "a",
+            "smtp-source -s 20 -d",
+            big,
+            ["/usr/sbin/smtp-source", "-s", "20", "-d", "-m", str(big), host],
+        ),
+        (
+            "b",
+            "Locust SmtpUser x20, reuse",
+            big,
+            [*locust, "--smtp-messages", str(big), "--smtp-reuse"],
+        ),
     ]
     if cli:
-        rows.append(("b'", "locust-smtp -s 20 -d", big, [cli, "-s", "20", "-d", "-m", str(big), host]))
+        cmd = [cli, "-s", "20", "-d", "-m", str(big), host]
+        rows.append(("b'", "locust-smtp -s 20 -d", big, cmd))
     rows += [
-        ("c", "smtp-source -s 20", small,
-         ["/usr/sbin/smtp-source", "-s", "20", "-m", str(small), host]),
-        ("c'", "Locust SmtpUser x20, no reuse", small,
-         [*locust, "--smtp-messages", str(small)]),
+        (
+            "c",
+            "smtp-source -s 20",
+            small,
+            ["/usr/sbin/smtp-source", "-s", "20", "-m", str(small), host],
+        ),
+        ("c'", "Locust SmtpUser x20, no reuse", small, [*locust, "--smtp-messages", str(small)]),
     ]
     if cli:
         rows.append(('c"', "locust-smtp -s 20", small, [cli, "-s", "20", "-m", str(small), host]))
     return rows
+
+
+def compare_sinks(runs: int, messages: int) -> None:
+    """smtp-source -s 20 -d against Postfix's smtp-sink and against locust-smtp-sink."""
+    rates: dict[str, list[float]] = {"smtp-sink": [], "locust-smtp-sink": []}
+    for _ in range(runs):
+        for kind in rates:
+            port = free_port()
+            sink = start_sink(kind, port)
+            try:
+                cmd = [
+                    "/usr/sbin/smtp-source",
+                    "-s",
+                    "20",
+                    "-d",
+                    "-m",
+                    str(messages),
+                    f"127.0.0.1:{port}",
+                ]
+                wall, _cpu, _code = timed(cmd)
+            finally:
+                sink.terminate()
+                sink.wait()
+            rates[kind].append(messages / wall)
+    postfix, ours = (statistics.median(rates[k]) for k in ("smtp-sink", "locust-smtp-sink"))
+    print(f"smtp-source -s 20 -d -m {messages}; runs: {runs}")
+    print(f"{'sink':18} {'msg/s':>9}")
+    print(f"{'smtp-sink':18} {postfix:9.0f}")
+    print(f"{'locust-smtp-sink':18} {ours:9.0f}   ({postfix / ours:.2f}x slower)")
 
 
 def main() -> int:
@@ -106,8 +162,16 @@ def main() -> int:
     parser.add_argument("--sink", choices=["smtp-sink", "locust-smtp-sink"], default="smtp-sink")
     parser.add_argument("--messages", type=int, default=50000, help="messages for (a)/(b)")
     parser.add_argument("--session-messages", type=int, default=20000, help="for (c)")
+    parser.add_argument(
+        "--sinks",
+        action="store_true",
+        help="instead: compare locust-smtp-sink with smtp-sink under smtp-source",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if args.sinks:
+        compare_sinks(args.runs, args.messages)
+        return 0
 
     port = free_port()
     sink = start_sink(args.sink, port)
@@ -131,7 +195,8 @@ def main() -> int:
         ratio = ""
         if key in ref:
             ratio = f"{rate / statistics.median(results[ref[key]][2]):.2f}"
-        print(f"{key:5} {label:34} {count:9d} {rate:9.0f} {statistics.median(cpus):9.3f} {ratio:>6}")
+        cpu = statistics.median(cpus)
+        print(f"{key:5} {label:34} {count:9d} {rate:9.0f} {cpu:9.3f} {ratio:>6}")
     return 0
 
 
