@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -57,7 +56,7 @@ def start_sink(kind: str, port: int) -> subprocess.Popen[bytes]:
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         cmd = ["/usr/sbin/smtp-sink", *user, f"127.0.0.1:{port}", "1000"]
     else:
-        cmd = [shutil.which("locust-smtp-sink") or "locust-smtp-sink", f"127.0.0.1:{port}"]
+        cmd = [sys.executable, "-m", "locust_smtp.sink", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc
@@ -95,7 +94,7 @@ def cases(port: int, big: int, small: int) -> list[tuple[str, str, int, list[str
         "--loglevel",
         "WARNING",
     ]
-    cli = shutil.which("locust-smtp")
+    cli = [sys.executable, "-m", "locust_smtp"]
     rows = [
         (
             "a",
@@ -110,9 +109,7 @@ def cases(port: int, big: int, small: int) -> list[tuple[str, str, int, list[str
             [*locust, "--smtp-messages", str(big), "--smtp-reuse"],
         ),
     ]
-    if cli:
-        cmd = [cli, "-s", "20", "-d", "-m", str(big), host]
-        rows.append(("b'", "locust-smtp -s 20 -d", big, cmd))
+    rows.append(("b'", "locust-smtp -s 20 -d", big, [*cli, "-s", "20", "-d", "-m", str(big), host]))
     rows += [
         (
             "c",
@@ -122,8 +119,7 @@ def cases(port: int, big: int, small: int) -> list[tuple[str, str, int, list[str
         ),
         ("c'", "Locust SmtpUser x20, no reuse", small, [*locust, "--smtp-messages", str(small)]),
     ]
-    if cli:
-        rows.append(('c"', "locust-smtp -s 20", small, [cli, "-s", "20", "-m", str(small), host]))
+    rows.append(('c"', "locust-smtp -s 20", small, [*cli, "-s", "20", "-m", str(small), host]))
     return rows
 
 

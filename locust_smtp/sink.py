@@ -18,6 +18,7 @@ Commands for the fault options: connect, helo, ehlo, lhlo, mail, rcpt, data,
 
 from __future__ import annotations
 
+import _socket
 import argparse
 import itertools
 import os
@@ -31,6 +32,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+from gevent.hub import get_hub
 from gevent.server import StreamServer
 
 from .address import AddressError, parse_source_address
@@ -232,14 +234,34 @@ class Sink:
             record = open(path, "wb")  # noqa: SIM115 - closed in finally
         session = Session(self.config, counters)
         delay = self.config.delay
+        # As in the client: the C-level socket, waited on with libev watchers directly,
+        # costs about half the CPU of gevent's cooperative socket per command.
+        raw = _socket.socket(fileno=sock.detach())
+        raw.setblocking(False)
+        hub = get_hub()
+        readable = hub.loop.io(raw.fileno(), 1)
+        writable = hub.loop.io(raw.fileno(), 2)
+
+        def send(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[raw.send(view) :]
+                except BlockingIOError:
+                    hub.wait(writable)
+
         try:
             reply = session.greeting()
             if delay:
                 gevent.sleep(delay)
             if reply:
-                sock.sendall(reply)
+                send(reply)
             while not session.closing:
-                data = sock.recv(65536)
+                hub.wait(readable)
+                try:
+                    data = raw.recv(65536)
+                except BlockingIOError:
+                    continue
                 if not data:
                     break
                 if record is not None:
@@ -249,14 +271,16 @@ class Sink:
                 if reply:
                     if delay:
                         gevent.sleep(delay)
-                    sock.sendall(reply)
+                    send(reply)
         except OSError:
             pass
         finally:
             counters.active -= 1
             if record is not None:
                 record.close()
-            sock.close()
+            readable.close()
+            writable.close()
+            raw.close()
 
     def serve_forever(self, report_interval: float = 0, out: Callable[[str], None] = print) -> None:
         self.server.start()
