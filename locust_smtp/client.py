@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gevent import Timeout, getcurrent, sleep
+from gevent import getcurrent, sleep
 from gevent.hub import get_hub
 
 from . import _commands as commands
@@ -117,6 +117,7 @@ class SmtpClient:
         self._write_watcher: Any = None
         self._hub = get_hub()
         self._timer = self._hub.loop.timer(timeout)
+        self._connect_timer: Any = None
         self.bytes_sent = 0
         """Bytes written on this client's connections so far."""
 
@@ -170,34 +171,29 @@ class SmtpClient:
                     break
                 sleep(0.001)
                 err = sock.connect_ex(sockaddr)  # type: ignore[arg-type]
+            loop = self._hub.loop
+            self._read_watcher = loop.io(sock.fileno(), _READ)
+            self._write_watcher = loop.io(sock.fileno(), _WRITE)
             if err in _IN_PROGRESS:
-                hub = get_hub()
-                watcher = hub.loop.io(sock.fileno(), _WRITE)
-                try:
-                    with Timeout(self.connect_timeout, False):
-                        hub.wait(watcher)
-                finally:
-                    watcher.close()
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err == 0 and not self._peer_connected(sock):
+                if self._connect_timer is None:
+                    self._connect_timer = loop.timer(self.connect_timeout)
+                if self._wait_for(self._write_watcher, self._connect_timer):
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                else:
                     err = errno.ETIMEDOUT
             if err:
                 raise ConnectError(stages.CONNECT, f"connect: {os.strerror(err)}", err)
         except BaseException:
+            self._close_watchers()
             sock.close()
             raise
-        hub = get_hub()
-        self._read_watcher = hub.loop.io(sock.fileno(), _READ)
-        self._write_watcher = hub.loop.io(sock.fileno(), _WRITE)
         return sock
 
-    @staticmethod
-    def _peer_connected(sock: _socket.socket) -> bool:
-        try:
-            sock.getpeername()
-        except OSError:
-            return False
-        return True
+    def _close_watchers(self) -> None:
+        for watcher in (self._read_watcher, self._write_watcher):
+            if watcher is not None:
+                watcher.close()
+        self._read_watcher = self._write_watcher = None
 
     def close(self) -> None:
         """Close the socket at once (abortively for TCP, as smtp-source). Idempotent."""
@@ -205,10 +201,7 @@ class SmtpClient:
         if sock is None:
             return
         self._sock = None
-        for watcher in (self._read_watcher, self._write_watcher):
-            if watcher is not None:
-                watcher.close()  # type: ignore[attr-defined]
-        self._read_watcher = self._write_watcher = None
+        self._close_watchers()
         try:
             if sock.family != socket.AF_UNIX:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
@@ -218,12 +211,11 @@ class SmtpClient:
 
     # -- I/O -------------------------------------------------------------------------------
 
-    def _wait(self, watcher: Any, stage: str) -> None:
-        """Wait until ``watcher`` fires or the timeout passes (then raise SmtpTimeout).
+    def _wait_for(self, watcher: Any, timer: Any) -> bool:
+        """Wait until ``watcher`` fires (True) or ``timer`` does (False).
 
         Both watchers switch straight back into this greenlet; stopping them in
         ``finally`` also clears a pending event, so a late one cannot wake us twice."""
-        timer = self._timer
         switch = getcurrent().switch
         watcher.start(switch, _READY)
         timer.start(switch, _TIMED_OUT)
@@ -232,7 +224,11 @@ class SmtpClient:
         finally:
             watcher.stop()
             timer.stop()
-        if result is _TIMED_OUT:
+        return result is _READY
+
+    def _wait(self, watcher: Any, stage: str) -> None:
+        """Wait for ``watcher``; raise SmtpTimeout after the client's timeout."""
+        if not self._wait_for(watcher, self._timer):
             raise SmtpTimeout(stage, f"timeout while {stages.CONTEXT[stage]}")
 
     def _send(self, data: bytes, stage: str) -> None:
