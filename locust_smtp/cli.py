@@ -22,6 +22,7 @@ from typing import Any
 from ._content import SourceMessage
 from ._envelope import default_address, local_hostname
 from .address import AddressError, hostname_problem, parse_source_address
+from .options import FATAL_LISTENERS
 from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args, printable
 from .source_session import SourceRun, set_current_run
 
@@ -118,6 +119,7 @@ def write_final_csv(environment: Any) -> None:
 
 
 def run_locust(config: SourceConfig, run: SourceRun) -> int:
+    import gevent
     import locust.main
     from locust import events
     from locust.runners import WorkerRunner
@@ -138,6 +140,12 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
         write_final_csv(environment)
         environment.process_exit_code = 0 if ok else 1
 
+    def on_worker_fatal(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        if run.failed is None:
+            run.failed = str(msg.data.get("text", "fatal error on a worker"))
+            gevent.spawn(environment.runner.quit)
+
+    FATAL_LISTENERS.append(on_worker_fatal)
     events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
     _configure_logging(config.verbose)
     saved_argv = sys.argv

@@ -7,6 +7,9 @@ on the command line (or in the form) overrides the user class attribute.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -128,14 +131,90 @@ def install_pool(environment: Environment, total: int) -> MessagePool:
     return pool
 
 
+def _headless(environment: Environment) -> bool:
+    options = environment.parsed_options
+    return bool(options is not None and options.headless)
+
+
+def _finish_distributed_run(environment: Environment) -> None:
+    """Every message is accounted for: let the workers' users say QUIT (bounded), then stop."""
+    runner: Any = environment.runner
+    deadline = time.monotonic() + USERS_DONE_TIMEOUT
+    while runner.user_count > 0 and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    if _headless(environment):
+        runner.quit()
+    else:
+        runner.stop()
+
+
 def create_pool(environment: Environment, **_kwargs: Any) -> None:
+    from locust.runners import MasterRunner, WorkerRunner
+
+    from .distributed import MasterPool, WorkerPool
+
     options = environment.parsed_options
     total = getattr(options, "smtp_messages", 0) if options is not None else 0
-    if total and total > 0:
-        install_pool(environment, total)
-    elif get_pool(environment) is not None:
+    old = getattr(environment, "smtp_master_pool", None)
+    if old is not None:
+        old.close()
+    environment.smtp_master_pool = None  # type: ignore[attr-defined]
+    if not total or total <= 0:
         set_pool(environment, None)
+    elif isinstance(environment.runner, MasterRunner):
+        environment.smtp_master_pool = MasterPool(  # type: ignore[attr-defined]
+            environment, total, lambda: gevent.spawn(_finish_distributed_run, environment)
+        )
+    elif isinstance(environment.runner, WorkerRunner):
+        set_pool(environment, WorkerPool(environment))  # type: ignore[arg-type]
+    else:
+        install_pool(environment, total)
+
+
+def report_master_pool(environment: Environment, **_kwargs: Any) -> None:
+    pool = getattr(environment, "smtp_master_pool", None)
+    if pool is not None:
+        logging.getLogger("locust_smtp").warning(pool.report())
+
+
+def register_messages(environment: Environment, **_kwargs: Any) -> None:
+    """Custom messages of the distributed pool, on the master and on workers."""
+    from locust.runners import MasterRunner, WorkerRunner
+
+    from . import distributed
+
+    runner: Any = environment.runner
+
+    def to_master_pool(name: str) -> Any:
+        def handler(environment: Environment, msg: Any, **_kw: Any) -> None:
+            pool = getattr(environment, "smtp_master_pool", None)
+            if pool is not None:
+                getattr(pool, name)(environment, msg)
+            elif name == "on_claim":  # no pool (no message count): grant nothing
+                runner.send_message(distributed.GRANT, {"count": 0}, client_id=msg.node_id)
+
+        return handler
+
+    def to_worker_pool(environment: Environment, msg: Any, **_kw: Any) -> None:
+        pool = get_pool(environment)
+        if isinstance(pool, distributed.WorkerPool):
+            pool.on_grant(environment, msg)
+
+    if isinstance(runner, MasterRunner):
+        runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
+        runner.register_message(distributed.DONE, to_master_pool("on_done"))
+        for listener in FATAL_LISTENERS:
+            runner.register_message(distributed.FATAL, listener)
+    elif isinstance(runner, WorkerRunner):
+        runner.register_message(distributed.GRANT, to_worker_pool)
+
+
+#: Master-side handlers of a worker's fatal error (the locust-smtp command adds one).
+FATAL_LISTENERS: list[Callable[..., None]] = []
+USERS_DONE_TIMEOUT = 30.0
 
 
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
+events.init.add_listener(register_messages)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(report_master_pool)  # type: ignore[no-untyped-call]

@@ -29,6 +29,7 @@ from ._envelope import RecipientNumbers
 from ._errors import ConnectError, ReplyError, SmtpError
 from .client import SmtpClient
 from .codes import CLOSING_CODES, START_MAIL_INPUT
+from .distributed import FATAL
 from .pool import get_pool
 from .source_options import PROGRAM, SourceConfig, printable
 from .users import SmtpUser
@@ -72,8 +73,12 @@ class SourceRun:
             return
         self.failed = text
         print(f"{PROGRAM}: fatal: {printable(text)}", file=self.stderr, flush=True)
-        runner = environment.runner
-        if runner is not None:
+        from locust.runners import WorkerRunner
+
+        runner: Any = environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(FATAL, {"text": text})  # the master stops every worker
+        elif runner is not None:
             gevent.spawn(runner.quit)
 
     def count_delivery(self) -> None:

@@ -1,0 +1,123 @@
+"""Exact message counts across Locust processes and workers, real processes on loopback."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import LOCUST_SMTP, free_port, our_sink
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = str(ROOT / "locustfiles" / "smtp_basic.py")
+POOL = re.compile(r"message pool: (\d+) messages, (\d+) claimed, (\d+) attempted, (\d+) lost")
+
+
+def test_processes_deliver_exactly_m() -> None:
+    with our_sink() as sink:
+        proc = subprocess.run(
+            [*LOCUST_SMTP, "-s", "6", "-m", "999", sink.address, "--", "--processes", "2"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert sink.counts["messages"] == 999
+    assert "999 messages" in proc.stderr
+
+
+def start_workers(count: int, port: int) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                LOCUSTFILE,
+                "--worker",
+                "--master-port",
+                str(port),
+                "--loglevel",
+                "WARNING",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+
+
+def run_master(
+    address: str, users: int, workers: int, messages: int, kill_after: float | None = None
+) -> tuple[int, str]:
+    port = free_port()
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            LOCUSTFILE,
+            "--master",
+            "--headless",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            str(workers),
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "--host",
+            address,
+            "--smtp-messages",
+            str(messages),
+            "--smtp-reuse",
+            "--only-summary",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    procs = start_workers(workers, port)
+    try:
+        if kill_after is not None:
+            time.sleep(kill_after)  # let mail flow, then a worker dies mid-run
+            procs[0].send_signal(signal.SIGKILL)
+        _out, err = master.communicate(timeout=180)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+            p.wait(30)
+    return master.returncode, err
+
+
+@pytest.mark.parametrize(("users", "workers"), [(6, 2), (1, 3)])
+def test_master_and_separate_workers_deliver_exactly_m(users: int, workers: int) -> None:
+    with our_sink() as sink:
+        code, err = run_master(sink.address, users, workers, 999)
+    assert code == 0, err
+    assert sink.counts["messages"] == 999
+    total, claimed, attempted, lost = map(int, POOL.search(err).groups())  # type: ignore[union-attr]
+    assert (total, claimed, attempted, lost) == (999, 999, 999, 0)
+
+
+def test_a_worker_killed_mid_run_leaves_exact_accounting() -> None:
+    # each reply waits 5 ms so that the run is still going when the worker dies
+    with our_sink("--delay", "0.005") as sink:
+        code, err = run_master(sink.address, 4, 2, 600, kill_after=3.0)
+    match = POOL.search(err)
+    assert match is not None, err
+    total, claimed, attempted, lost = map(int, match.groups())
+    assert total == claimed == 600
+    assert attempted + lost == 600
+    assert lost >= 1, "the killed worker held messages"
+    assert attempted <= sink.counts["messages"] <= 600
+    assert "WorkerLost" in err
