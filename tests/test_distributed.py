@@ -113,6 +113,7 @@ def test_a_worker_killed_mid_run_leaves_exact_accounting() -> None:
     # each reply waits 5 ms so that the run is still going when the worker dies
     with our_sink("--delay", "0.005") as sink:
         code, err = run_master(sink.address, 4, 2, 600, kill_after=3.0)
+    assert code == 1, "lost messages are failures, and Locust exits 1 on failures"
     match = POOL.search(err)
     assert match is not None, err
     total, claimed, attempted, lost = map(int, match.groups())
