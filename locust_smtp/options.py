@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust import events
+from locust.exception import LocustError
 
+from . import webui
 from .pool import MessagePool, get_pool, set_pool
 
 if TYPE_CHECKING:
@@ -101,13 +103,39 @@ def apply_options(user: Any, environment: Environment) -> None:
     if options is None:
         return
     for dest, attribute in USER_ATTRIBUTES.items():
-        value = getattr(options, dest, None)
+        value = option_value(options, dest)
         if value is not None:
             setattr(user, attribute, value)
-    if getattr(options, "smtp_lmtp", False):
+    if option_value(options, "smtp_lmtp"):
         user.lmtp = True
-    if getattr(options, "smtp_reuse", False):
+    if option_value(options, "smtp_reuse"):
         user.reuse_connection = True
+
+
+#: Types of the options whose default is None: the web UI's form sends them as text.
+OPTION_TYPES: dict[str, Callable[[str], Any]] = {
+    "smtp_recipients_per_message": int,
+    "smtp_message_size": int,
+    "smtp_timeout": float,
+    "smtp_messages": int,
+}
+
+
+def option_value(options: Any, dest: str) -> Any:
+    """An SMTP option's value, with the web UI's text turned into its type ("" is None)."""
+    value = getattr(options, dest, None)
+    if isinstance(value, str):
+        if value.strip() in ("", "None"):
+            return None
+        if dest in ("smtp_lmtp", "smtp_reuse"):
+            return value.lower() in ("true", "on", "1", "yes")
+        convert = OPTION_TYPES.get(dest)
+        if convert is not None:
+            try:
+                return convert(value)
+            except ValueError:
+                raise LocustError(f"bad value for --{dest.replace('_', '-')}: {value}") from None
+    return value
 
 
 def install_pool(environment: Environment, total: int) -> MessagePool:
@@ -154,7 +182,7 @@ def create_pool(environment: Environment, **_kwargs: Any) -> None:
     from .distributed import MasterPool, WorkerPool
 
     options = environment.parsed_options
-    total = getattr(options, "smtp_messages", 0) if options is not None else 0
+    total = (option_value(options, "smtp_messages") or 0) if options is not None else 0
     old = getattr(environment, "smtp_master_pool", None)
     if old is not None:
         old.close()
@@ -218,3 +246,5 @@ events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-unt
 events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
 events.init.add_listener(register_messages)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(report_master_pool)  # type: ignore[no-untyped-call]
+events.init.add_listener(webui.install_tab)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(webui.write_csv)  # type: ignore[no-untyped-call]

@@ -1,0 +1,118 @@
+"""The "SMTP" tab of Locust's web UI, and the same figures as ``PREFIX_smtp.csv``.
+
+Figures come from the runner's request statistics, which on a master are
+the aggregate of every worker's: messages accepted, rejected and failed,
+recipients accepted per second, and failures by stage and reply code
+(enhanced code where the server gave one).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from . import stages
+from .summary import describe_error, message_outcomes
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.stats import RequestStats
+
+TAB_KEY = "smtp"
+REQUEST_TYPES = ("SMTP", "LMTP")
+
+
+def smtp_figures(stats: RequestStats) -> list[dict[str, Any]]:
+    """Rows of (metric, value) for the tab and the CSV file."""
+    rows: list[dict[str, Any]] = []
+    for request_type in REQUEST_TYPES:
+        if (stages.MESSAGE, request_type) not in stats.entries and (
+            stages.RCPT,
+            request_type,
+        ) not in stats.entries:
+            continue
+        attempted, accepted, rejected, failed = message_outcomes(stats, request_type)
+        rcpt = stats.entries.get((stages.RCPT, request_type))
+        per_second = 0.0
+        if rcpt is not None:
+            per_second = max(0.0, rcpt.current_rps - rcpt.current_fail_per_sec)
+        rows += [
+            {"metric": f"{request_type} messages attempted", "value": attempted},
+            {"metric": f"{request_type} messages accepted", "value": accepted},
+            {"metric": f"{request_type} messages rejected", "value": rejected},
+            {"metric": f"{request_type} messages failed", "value": failed},
+            {"metric": f"{request_type} recipients accepted/s", "value": round(per_second, 1)},
+        ]
+        failures: dict[str, int] = {}
+        for error in stats.errors.values():
+            if error.method != request_type or error.name == stages.MESSAGE:
+                continue
+            kind, where = describe_error(error.error)
+            key = f"{request_type} failures {where} ({kind})"
+            failures[key] = failures.get(key, 0) + error.occurrences
+        rows += [{"metric": k, "value": v} for k, v in sorted(failures.items())]
+    return rows
+
+
+def figures_csv(stats: RequestStats) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["Metric", "Value"])
+    for row in smtp_figures(stats):
+        writer.writerow([row["metric"], row["value"]])
+    return out.getvalue()
+
+
+def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) -> None:
+    """Add the SMTP tab (``events.init`` listener)."""
+    if web_ui is None:
+        return
+    from flask import make_response, request
+
+    web_ui.template_args["extended_tabs"] = [{"title": "SMTP", "key": TAB_KEY}]
+    web_ui.template_args["extended_tables"] = [
+        {
+            "key": TAB_KEY,
+            "structure": [
+                {"key": "metric", "title": "Metric"},
+                {"key": "value", "title": "Value"},
+            ],
+        }
+    ]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": "/smtp/csv", "title": "Download SMTP figures CSV"}
+    ]
+
+    @web_ui.app.after_request  # type: ignore[untyped-decorator]
+    def add_smtp_figures(response: Any) -> Any:
+        if request.path != "/stats/requests" or environment.runner is None:
+            return response
+        data = response.json
+        if isinstance(data, dict):
+            figures = smtp_figures(environment.runner.stats)
+            data["extended_stats"] = [{"key": TAB_KEY, "data": figures}]
+            response.set_data(json.dumps(data))
+        return response
+
+    @web_ui.app.route("/smtp/csv")  # type: ignore[untyped-decorator]
+    def smtp_csv() -> Any:
+        assert environment.runner is not None
+        response = make_response(figures_csv(environment.runner.stats))
+        response.headers["Content-Type"] = "text/csv"
+        response.headers["Content-Disposition"] = "attachment;filename=smtp.csv"
+        return response
+
+
+def write_csv(environment: Environment, **_kwargs: Any) -> None:
+    """With ``--csv PREFIX``, write ``PREFIX_smtp.csv`` at the end (``events.quitting``)."""
+    from locust.runners import WorkerRunner
+
+    options = environment.parsed_options
+    prefix = getattr(options, "csv_prefix", None)
+    runner = environment.runner
+    if not prefix or runner is None or isinstance(runner, WorkerRunner):
+        return
+    with open(f"{prefix}_smtp.csv", "w", newline="") as f:
+        f.write(figures_csv(runner.stats))

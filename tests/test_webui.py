@@ -1,0 +1,109 @@
+"""A real browser on Locust's web UI: start a mail run from the form, watch the SMTP rows
+and the SMTP tab, and check them against the sink's own count.
+
+Headless Debian Chromium driven by Playwright (no browser download: the test uses
+/usr/bin/chromium). Skipped where either is missing, failing in CI, which installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from servers import IN_CI, free_port, our_sink, wait_listening
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+# LOCUST_SMTP_SCREENSHOT=docs/webui-smtp.png refreshes the screenshot in the docs
+SCREENSHOT_ENV = "LOCUST_SMTP_SCREENSHOT"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MESSAGES = 60
+
+
+def require_browser() -> object:
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("Debian chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing.append("playwright (pip)")
+    if missing:
+        if IN_CI:
+            pytest.fail(f"{' and '.join(missing)} missing; .ci/run must install them")
+        pytest.skip(f"{' and '.join(missing)} not installed")
+    return sync_playwright
+
+
+def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> None:
+    sync_playwright = require_browser()
+    port = free_port()
+    # each sink reply waits 20 ms, so that the run is still going while we look
+    with our_sink("--delay", "0.02") as sink:
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "locustfiles" / "smtp_basic.py"),
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_listening(("127.0.0.1", port), web)
+            with sync_playwright() as p:  # type: ignore[operator]
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.fill("input[name=userCount]", "2")
+                page.fill("input[name=spawnRate]", "2")
+                page.fill("input[name=host]", sink.address)
+                page.get_by_text("Custom parameters").click()
+                page.fill("input[name=smtpMessages]", str(MESSAGES))
+                page.get_by_role("button", name="Start").click()
+
+                # mail flows: the per-stage SMTP rows appear while the test runs
+                page.get_by_role("cell", name="end of data").wait_for(timeout=30_000)
+                for stage in ("connect", "banner", "HELO", "MAIL", "RCPT", "DATA", "message"):
+                    assert page.get_by_role("cell", name=stage, exact=True).count() >= 1
+                assert page.get_by_text("RUNNING", exact=False).count() >= 1
+                shot = os.environ.get(SCREENSHOT_ENV) or str(tmp_path / "running.png")
+                page.screenshot(path=shot)
+
+                # the pool runs out: the test stops by itself and the UI keeps the numbers
+                page.get_by_text("STOPPED", exact=False).first.wait_for(timeout=60_000)
+                row = page.get_by_role("row").filter(
+                    has=page.get_by_role("cell", name="message", exact=True)
+                )
+                message_row = row.first.inner_text()
+                page.get_by_role("tab", name="SMTP").click()
+                page.get_by_text("SMTP messages accepted").wait_for(timeout=10_000)
+                tab = page.get_by_role("table").inner_text()
+                browser.close()
+        finally:
+            web.terminate()
+            web.wait(30)
+    assert sink.counts["messages"] == MESSAGES
+    assert re.search(rf"\bmessage\s+{MESSAGES}\s+0\b", message_row), message_row
+    assert re.search(rf"SMTP messages accepted\s+{MESSAGES}\b", tab), tab
+    assert re.search(r"SMTP messages failed\s+0\b", tab), tab
