@@ -120,6 +120,9 @@ class SmtpClient:
         self._connect_timer: Any = None
         self.bytes_sent = 0
         """Bytes written on this client's connections so far."""
+        self.awaiting_end_of_data = False
+        """True between writing a message's content and reading its end-of-data replies:
+        the server may have taken the message even if we never see the reply."""
 
     # -- connection ------------------------------------------------------------------------
 
@@ -396,6 +399,7 @@ class SmtpClient:
         sent = len(payload)
         got: list[Reply] = []
         try:
+            self.awaiting_end_of_data = True
             self._send(payload, stage)
             if on_written is not None:
                 on_written()
@@ -414,12 +418,14 @@ class SmtpClient:
                 if reply.code in CLOSING_CODES:
                     break
         except SmtpError as exc:
+            self.awaiting_end_of_data = False
             self.close()
             self._report(stage, start, t0, sent, None, exc)
             raise
         except BaseException:
             self.close()
             raise
+        self.awaiting_end_of_data = False
         return got
 
     def rset(self) -> Reply:

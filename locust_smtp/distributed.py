@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CLAIM, GRANT, DONE, FATAL = "smtp_claim", "smtp_grant", "smtp_done", "smtp_fatal"
+CLAIM, GRANT, DONE, RELEASE, FATAL = (
+    "smtp_claim",
+    "smtp_grant",
+    "smtp_done",
+    "smtp_release",
+    "smtp_fatal",
+)
 GRANT_TIMEOUT = 60.0
 WATCH_INTERVAL = 1.0
 
@@ -71,6 +77,11 @@ class MasterPool:
         self.finished += n
         self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - n
         self._check()
+
+    def on_release(self, environment: Environment, msg: Any) -> None:
+        n = int(msg.data.get("n", 0))
+        self.granted -= n
+        self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - n
 
     def _watch_workers(self) -> None:
         from locust.runners import STATE_MISSING
@@ -149,6 +160,11 @@ class WorkerPool:
     def finish(self) -> None:
         runner: Any = self.environment.runner
         runner.send_message(DONE, {"n": 1})
+
+    def release(self) -> None:
+        runner: Any = self.environment.runner
+        self._exhausted = False
+        runner.send_message(RELEASE, {"n": 1})
 
     def on_exhausted(self, callback: Callable[[], None]) -> None:
         """Workers do not stop the run; the master does."""

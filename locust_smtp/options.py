@@ -231,6 +231,7 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
         runner.register_message(distributed.DONE, to_master_pool("on_done"))
+        runner.register_message(distributed.RELEASE, to_master_pool("on_release"))
         for listener in FATAL_LISTENERS:
             runner.register_message(distributed.FATAL, listener)
     elif isinstance(runner, WorkerRunner):

@@ -46,6 +46,11 @@ class MessagePool:
         self.claimed += 1
         return self.total - self.claimed
 
+    def release(self) -> None:
+        """Give back a claimed message that was not attempted (its user was stopped
+        before sending it); another user will send it."""
+        self.claimed -= 1
+
     def finish(self) -> None:
         """A claimed message has been attempted (whatever the outcome)."""
         self.finished += 1

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from gevent import Timeout
+from gevent import GreenletExit, Timeout
 from locust import User, constant
 from locust.exception import LocustError, StopUser
 
@@ -126,6 +126,8 @@ class SmtpUser(User):
             self.hello_command if self.hello_command is not None else ("LHLO" if lmtp else "HELO")
         )
         self._pid = os.getpid()
+        self.messages_reported = 0
+        """``message`` requests this user has reported (attempted messages)."""
 
     # -- configuration hooks ---------------------------------------------------------------
 
@@ -170,6 +172,8 @@ class SmtpUser(User):
         reply: Reply | None,
         exception: BaseException | None,
     ) -> None:
+        if stage == stages.MESSAGE:
+            self.messages_reported += 1
         self._fire(
             request_type=self.request_type,
             name=stage,
@@ -259,6 +263,11 @@ class SmtpUser(User):
         if not reply.positive:
             self.client.close()
 
+    def report_stopped_message(self) -> None:
+        """A failed ``message``: the user was stopped waiting for its end-of-data reply."""
+        self.client.awaiting_end_of_data = False
+        self._on_stage(stages.MESSAGE, time.time(), 0.0, 0, None, UserStopped(stages.END_OF_DATA))
+
     def end_session(self) -> None:
         """QUIT and close the connection, if there is one; errors are reported, not raised."""
         client = self.client
@@ -279,6 +288,13 @@ class SmtpUser(User):
         self.client.close()
 
 
+class UserStopped(SmtpError):
+    """The user was stopped (ramp-down, end of test) in the middle of a stage."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage, f"user stopped while {stages.CONTEXT[stage]}")
+
+
 def send_one_message(user: SmtpUser) -> None:
     """The default task of a user class that defines none: one message, claimed from the
     run's message pool when it has one (``--smtp-messages``); when the pool is empty the
@@ -291,10 +307,23 @@ def send_one_message(user: SmtpUser) -> None:
     if number is None:
         user.end_session()
         raise StopUser()
+    reported = user.messages_reported
     try:
         user.send_message(number)
-    finally:
+    except GreenletExit:
+        if user.messages_reported != reported:
+            pool.finish()  # done; stopped while saying QUIT
+        elif user.client.awaiting_end_of_data:
+            # stopped after the content went out: the server may have it; never resend
+            user.report_stopped_message()
+            pool.finish()
+        else:
+            pool.release()  # stopped before the message went out: another user sends it
+        raise
+    except BaseException:
         pool.finish()
+        raise
+    pool.finish()
 
 
 def reply_stage(command: str) -> str:

@@ -208,3 +208,37 @@ def test_host_is_required() -> None:
 
     with pytest.raises(LocustError, match="host"):
         NoHost(Environment(user_classes=[NoHost]))
+
+
+def test_ramping_up_and_down_keeps_the_message_count_exact() -> None:
+    from servers import our_sink
+
+    from locust_smtp.options import install_pool
+
+    class Ramped(SmtpUser):
+        pass
+
+    # replies wait 5 ms, so users are stopped in the middle of transactions when ramping down
+    with our_sink("--delay", "0.005") as sink:
+        Ramped.host = sink.address
+        env = Environment(user_classes=[Ramped])
+        runner = env.create_local_runner()
+        pool = install_pool(env, 300)
+        runner.start(2, spawn_rate=100)
+        with gevent.Timeout(30):
+            while pool.finished < 30:
+                gevent.sleep(0.05)
+            runner.start(8, spawn_rate=100)
+            while pool.finished < 100:
+                gevent.sleep(0.05)
+            runner.start(1, spawn_rate=100)  # kills 7 users, some mid-transaction
+            while pool.finished < 300 or runner.user_count:
+                gevent.sleep(0.05)
+        runner.quit()
+    attempted, failed = counts(env)["message"]
+    assert attempted == 300
+    # a user stopped while waiting for its end-of-data reply reports a failed message
+    # (the server may or may not have taken it); everything else was resent elsewhere
+    errors = [repr(e.error) for e in env.stats.errors.values() if e.name == "message"]
+    assert all(e == "UserStopped('end of data')" for e in errors), errors
+    assert 300 - failed <= sink.counts["messages"] <= 300
