@@ -127,6 +127,8 @@ def test_locust_options_after_double_dash(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     stats = (tmp_path / "run_stats.csv").read_text()
     assert "SMTP,message,20,0" in stats
+    smtp = (tmp_path / "run_smtp.csv").read_text().splitlines()
+    assert "SMTP messages accepted,20" in smtp and "SMTP messages failed,0" in smtp
 
 
 def test_help() -> None:
