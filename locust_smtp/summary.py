@@ -60,6 +60,19 @@ def message_outcomes(stats: RequestStats, request_type: str) -> tuple[int, int, 
     return attempted, attempted - entry.num_failures, rejected, failed
 
 
+def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
+    """Stage failures counted by ``"STAGE CODE ENHANCED (Kind)"`` (the ``message`` rows,
+    which repeat them, left out)."""
+    failures: dict[str, int] = {}
+    for e in stats.errors.values():
+        if e.method != request_type or e.name == stages.MESSAGE:
+            continue
+        kind, where = describe_error(e.error)
+        key = f"{where} ({kind})"
+        failures[key] = failures.get(key, 0) + e.occurrences
+    return failures
+
+
 def render(stats: RequestStats, request_type: str, program: str) -> str:
     attempted, accepted, rejected, failed = message_outcomes(stats, request_type)
     total = stats.total
@@ -83,13 +96,7 @@ def render(stats: RequestStats, request_type: str, program: str) -> str:
                 f"{name:<12} {entry.num_requests:>8} {entry.num_failures:>7} "
                 f"{p[0]:>7} {p[1]:>7} {p[2]:>7}"
             )
-    failures: dict[str, int] = {}
-    for e in stats.errors.values():
-        if e.method != request_type or e.name == stages.MESSAGE:
-            continue
-        kind, where = describe_error(e.error)
-        key = f"{where} ({kind})"
-        failures[key] = failures.get(key, 0) + e.occurrences
+    failures = failures_by_stage(stats, request_type)
     if failures:
         lines.append("failures by stage and reply code:")
         for key, count in sorted(failures.items(), key=lambda kv: -kv[1]):

@@ -14,7 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import stages
-from .summary import describe_error, message_outcomes
+from .summary import failures_by_stage, message_outcomes
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -45,14 +45,11 @@ def smtp_figures(stats: RequestStats) -> list[dict[str, Any]]:
             {"metric": f"{request_type} messages failed", "value": failed},
             {"metric": f"{request_type} recipients accepted/s", "value": round(per_second, 1)},
         ]
-        failures: dict[str, int] = {}
-        for error in stats.errors.values():
-            if error.method != request_type or error.name == stages.MESSAGE:
-                continue
-            kind, where = describe_error(error.error)
-            key = f"{request_type} failures {where} ({kind})"
-            failures[key] = failures.get(key, 0) + error.occurrences
-        rows += [{"metric": k, "value": v} for k, v in sorted(failures.items())]
+        failures = failures_by_stage(stats, request_type)
+        rows += [
+            {"metric": f"{request_type} failures {key}", "value": count}
+            for key, count in sorted(failures.items())
+        ]
     return rows
 
 

@@ -242,3 +242,15 @@ def test_ramping_up_and_down_keeps_the_message_count_exact() -> None:
     errors = [repr(e.error) for e in env.stats.errors.values() if e.name == "message"]
     assert all(e == "UserStopped('end of data')" for e in errors), errors
     assert 300 - failed <= sink.counts["messages"] <= 300
+
+
+def test_smtp_tab_figures_group_failures_by_stage_and_code() -> None:
+    from locust_smtp.webui import smtp_figures
+
+    with smtp_sink("-f", "rcpt") as address:
+        env = run_users(limited(SmtpUser, 7, host=address, reuse_connection=True), users=1)
+    figures = {row["metric"]: row["value"] for row in smtp_figures(env.stats)}
+    assert figures["SMTP messages attempted"] == 7
+    assert figures["SMTP messages rejected"] == 7
+    assert figures["SMTP messages accepted"] == 0
+    assert figures["SMTP failures RCPT 500 5.3.0 (PermanentReplyError)"] == 7
