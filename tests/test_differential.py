@@ -311,3 +311,21 @@ def test_bad_arguments(args: list[str]) -> None:
     assert (code, stdout) == (ref_code, b"") and code == 1
     assert err == ref_err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "sink_options"),
+    [
+        (["-A", "-m", "2"], ("-Q", "connect")),
+        (["-m", "2"], ("-q", "quit")),
+        (["-A", "-L", "-r", "2", "-m", "2", "-d"], ("--lmtp", "-f", ".")),
+        (["-A", "-L", "-r", "2", "-m", "2"], ("--lmtp", "-Q", ".")),
+        (["-A", "-m", "4", "-d"], ("-f", "mail", "--fault-every", "2")),
+        (["-A", "-o", "-m", "2"], ("-f", "rcpt")),
+    ],
+    ids=lambda x: " ".join(x),
+)
+def test_more_error_paths(tmp_path: Path, args: list[str], sink_options: tuple[str, ...]) -> None:
+    reference, ours = both(tmp_path, args, sink_options)
+    assert_same(reference, ours)
+    assert ours.warnings == reference.warnings
