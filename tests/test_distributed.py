@@ -105,6 +105,8 @@ def test_master_and_separate_workers_deliver_exactly_m(users: int, workers: int)
         code, err = run_master(sink.address, users, workers, 999)
     assert code == 0, err
     assert sink.counts["messages"] == 999
+    # --smtp-reuse was given to the master only: workers got it, each user kept one connection
+    assert sink.counts["connections"] == users
     total, claimed, attempted, lost = map(int, POOL.search(err).groups())  # type: ignore[union-attr]
     assert (total, claimed, attempted, lost) == (999, 999, 999, 0)
 
