@@ -303,7 +303,7 @@ class SmtpClient:
         """Send ``data``, read one reply, report the stage. ``expect`` is an exact code
         required for success (DATA's 354); otherwise any 2xx is success."""
         if self.trace is not None:
-            self.trace(data[:-2].decode("utf-8", "replace"))
+            self.trace(data[:-2].decode("utf-8", "surrogateescape"))
         start, t0 = time.time(), time.perf_counter()
         try:
             self._send(data, stage)
