@@ -63,6 +63,11 @@ def _ignore(*_args: object) -> None:
     return None
 
 
+def _lost(stage: str) -> ConnectionLost:
+    """smtp-source's words for a connection that broke during ``stage``."""
+    return ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}")
+
+
 @dataclass(frozen=True)
 class MailResult:
     """What :meth:`SmtpClient.send_mail` got done."""
@@ -237,14 +242,14 @@ class SmtpClient:
     def _send(self, data: bytes, stage: str) -> None:
         sock = self._sock
         if sock is None:
-            raise ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}")
+            raise _lost(stage)
         self.bytes_sent += len(data)
         try:
             sent = sock.send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
-            raise ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}") from None
+            raise _lost(stage) from None
         if sent < len(data):
             view = memoryview(data)[sent:]
             while view:
@@ -254,9 +259,7 @@ class SmtpClient:
                 except BlockingIOError:
                     continue
                 except OSError:
-                    raise ConnectionLost(
-                        stage, f"lost connection while {stages.CONTEXT[stage]}"
-                    ) from None
+                    raise _lost(stage) from None
                 view = view[sent:]
 
     def _read_reply(self, stage: str) -> Reply:
@@ -266,7 +269,7 @@ class SmtpClient:
             while reply is None:
                 sock = self._sock
                 if sock is None:
-                    raise ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}")
+                    raise _lost(stage)
                 self._wait(self._read_watcher, stage)
                 try:
                     data = sock.recv(_RECV_SIZE)
@@ -278,11 +281,11 @@ class SmtpClient:
                     if reader.in_reply:
                         reader.feed_eof()
                         reader.next_reply()
-                    raise ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}")
+                    raise _lost(stage)
                 reader.feed(data)
                 reply = reader.next_reply()
         except RemoteProtocolError:
-            raise ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}") from None
+            raise _lost(stage) from None
         if self.trace is not None:
             for line in reply.lines:
                 self.trace(f"<<< {line}")
@@ -490,7 +493,7 @@ class SmtpClient:
                 if not reply.positive:
                     raise self.rejection(stages.END_OF_DATA, reply)
             if len(replies) < (len(accepted) if self.lmtp else 1):
-                raise ConnectionLost(stages.END_OF_DATA, "lost connection while sending message")
+                raise _lost(stages.END_OF_DATA)
         except SmtpError as exc:
             if isinstance(exc, ConnectionLost) or getattr(exc, "code", 0) in CLOSING_CODES:
                 self.close()

@@ -27,12 +27,13 @@ from . import stages
 from ._content import MessageTemplate, message_id_local
 from ._envelope import RecipientNumbers
 from ._errors import ConnectError, ReplyError, SmtpError
+from .address import ServerAddress
 from .client import SmtpClient
 from .codes import CLOSING_CODES, START_MAIL_INPUT
 from .distributed import FATAL
 from .pool import get_pool
 from .source_options import PROGRAM, SourceConfig, printable
-from .users import SmtpUser
+from .users import SmtpUser, reply_stage
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -123,8 +124,14 @@ class SourceUser(SmtpUser):
         self.lmtp = config.lmtp
         self.timeout = config.timeout
         super().__init__(environment)
-        self.client = SmtpClient(
-            self.client.address,
+        self.connect_attempts_left = config.connect_count
+        self.next_number: int | None = None
+
+    def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
+        run = self.source
+        config = run.config
+        return SmtpClient(
+            address,
             lmtp=config.lmtp,
             timeout=config.timeout,
             family=config.family,
@@ -133,8 +140,6 @@ class SourceUser(SmtpUser):
             trace=run.trace if config.verbose else None,
             sockaddr=run.sockaddr,
         )
-        self.connect_attempts_left = config.connect_count
-        self.next_number: int | None = None
 
     def build_template(self) -> MessageTemplate:
         return current_run().template
@@ -215,7 +220,7 @@ class SourceUser(SmtpUser):
             if not config.old_mode:
                 reply = client.hello(self.my_hostname, "LHLO" if config.lmtp else "HELO")
                 if not reply.positive:
-                    error = self._reject(reply_stage_of(config), reply)
+                    error = self._reject(reply_stage("LHLO" if config.lmtp else "HELO"), reply)
                     if reply.code in CLOSING_CODES:
                         client.close()
                         return error
@@ -308,7 +313,3 @@ class SourceUser(SmtpUser):
     def on_stop(self) -> None:
         # killed by a fatal elsewhere or by Locust: smtp-source resets, it does not QUIT
         self.client.close()
-
-
-def reply_stage_of(config: SourceConfig) -> str:
-    return stages.LHLO if config.lmtp else stages.HELO

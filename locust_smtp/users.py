@@ -27,7 +27,7 @@ from . import stages
 from ._content import MessageTemplate, SourceMessage, data_payload, message_id_local
 from ._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
 from ._errors import ReplyError, SmtpError
-from .address import AddressError, parse_host
+from .address import AddressError, ServerAddress, parse_host
 from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from .codes import CLOSING_CODES
 from .options import apply_options
@@ -104,13 +104,7 @@ class SmtpUser(User):
         lmtp = self.lmtp or bool(address.lmtp)
         self.request_type = "LMTP" if lmtp else "SMTP"
         self._fire: Callable[..., None] = environment.events.request.fire
-        self.client = SmtpClient(
-            address,
-            lmtp=lmtp,
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            on_stage=self._on_stage,
-        )
+        self.client = self.make_client(address, lmtp)
         """The :class:`~locust_smtp.client.SmtpClient` this user talks through."""
         self.my_hostname = self.helo_name or local_hostname()
         self.envelope_sender = (
@@ -130,6 +124,16 @@ class SmtpUser(User):
         """``message`` requests this user has reported (attempted messages)."""
 
     # -- configuration hooks ---------------------------------------------------------------
+
+    def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
+        """The client of this user, reporting its stages to Locust."""
+        return SmtpClient(
+            address,
+            lmtp=lmtp,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            on_stage=self._on_stage,
+        )
 
     def build_template(self) -> MessageTemplate:
         """The message every :meth:`send_message` sends; override for other content."""
