@@ -28,6 +28,13 @@ class RecipientNumbers:
         return next(self._counter)
 
 
+def numbered_recipient(recipient: str, left: int, numbers: RecipientNumbers | None) -> str:
+    """One RCPT address: ``left`` counts down to 1 over a transaction (see below)."""
+    if numbers is not None:
+        return f"{numbers.next()}{recipient}"
+    return f"{left}{recipient}" if left > 1 else recipient
+
+
 def source_recipients(
     recipient: str, count: int, numbers: RecipientNumbers | None = None
 ) -> list[str]:
@@ -38,6 +45,4 @@ def source_recipients(
     (``-r 3``: ``3foo@vm``, ``2foo@vm``, ``foo@vm``). With ``numbers`` every recipient
     gets the next global number prepended.
     """
-    if numbers is not None:
-        return [f"{numbers.next()}{recipient}" for _ in range(count)]
-    return [f"{left}{recipient}" if left > 1 else recipient for left in range(count, 0, -1)]
+    return [numbered_recipient(recipient, left, numbers) for left in range(count, 0, -1)]

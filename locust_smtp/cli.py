@@ -96,28 +96,6 @@ def _locust_argv(config: SourceConfig) -> list[str]:
     ]
 
 
-def write_final_csv(environment: Any) -> None:
-    """Locust rewrites its ``--csv`` files once a second, so a run shorter than that would
-    leave them empty: write the final request and failure rows at the end."""
-    options = environment.parsed_options
-    prefix = getattr(options, "csv_prefix", None)
-    if not prefix or environment.runner is None:
-        return
-    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
-
-    csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
-    import csv as csv_module
-
-    with open(f"{prefix}_stats.csv", "w", newline="") as f:
-        writer = csv_module.writer(f)
-        writer.writerow(csv.requests_csv_columns)
-        csv._requests_data_rows(writer)
-    with open(f"{prefix}_failures.csv", "w", newline="") as f:
-        writer = csv_module.writer(f)
-        writer.writerow(csv.failures_columns)
-        csv._failures_data_rows(writer)
-
-
 def run_locust(config: SourceConfig, run: SourceRun) -> int:
     import gevent
     import locust.main
@@ -137,7 +115,6 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
         if not config.quiet and environment.runner is not None:
             request_type = "LMTP" if config.lmtp else "SMTP"
             print(render(environment.runner.stats, request_type, PROGRAM), file=run.stderr)
-        write_final_csv(environment)
         environment.process_exit_code = 0 if ok else 1
 
     def on_worker_fatal(environment: Any, msg: Any, **_kwargs: Any) -> None:

@@ -331,38 +331,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="[inet:]host:port or unix:path (default 127.0.0.1:2525)",
     )
     parser.add_argument("-L", "--lmtp", action="store_true", help="speak LMTP")
-    parser.add_argument(
-        "-r",
-        "--soft-reject",
-        type=_commands,
-        default=frozenset(),
-        metavar="CMD,...",
-        help="answer these commands with 450",
-    )
-    parser.add_argument(
-        "-f",
-        "--hard-reject",
-        type=_commands,
-        default=frozenset(),
-        metavar="CMD,...",
-        help="answer these commands with 550",
-    )
-    parser.add_argument(
-        "-q",
-        "--hang-up",
-        type=_commands,
-        default=frozenset(),
-        metavar="CMD,...",
-        help="disconnect without a reply after these",
-    )
-    parser.add_argument(
-        "-Q",
-        "--close-421",
-        type=_commands,
-        default=frozenset(),
-        metavar="CMD,...",
-        help="reply 421 and disconnect after these",
-    )
+    for short, long, action in (
+        ("-r", "--soft-reject", "answer these commands with 450"),
+        ("-f", "--hard-reject", "answer these commands with 550"),
+        ("-q", "--hang-up", "disconnect without a reply after these"),
+        ("-Q", "--close-421", "reply 421 and disconnect after these"),
+    ):
+        parser.add_argument(
+            short, long, type=_commands, default=frozenset(), metavar="CMD,...", help=action
+        )
     parser.add_argument(
         "--fault-every",
         type=int,

@@ -25,7 +25,7 @@ from locust.exception import StopUser
 
 from . import stages
 from ._content import MessageTemplate, message_id_local
-from ._envelope import RecipientNumbers
+from ._envelope import RecipientNumbers, numbered_recipient
 from ._errors import ConnectError, ReplyError, SmtpError
 from .address import ServerAddress
 from .client import SmtpClient
@@ -42,7 +42,12 @@ if TYPE_CHECKING:
 
 
 class SourceFatal(Exception):
-    """smtp-source would print ``fatal: <message>`` and exit 1."""
+    """smtp-source would print ``fatal: <message>`` and exit 1. ``error`` is the rejection
+    that caused it, if one did."""
+
+    def __init__(self, message: str, error: ReplyError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass
@@ -191,7 +196,7 @@ class SourceUser(SmtpUser):
             self._report_message(start, t0, exc)
             raise SourceFatal(str(exc)) from None
         except SourceFatal as exc:
-            self._report_message(start, t0, getattr(exc, "error", None) or exc)
+            self._report_message(start, t0, exc.error or exc)
             raise
         self._report_message(start, t0, failure)
 
@@ -202,9 +207,7 @@ class SourceUser(SmtpUser):
         """smtp-source's reaction to a non-positive reply: fatal, or a warning under -A."""
         error = self.client.rejection(stage, reply)
         if self.source.config.abort_on_reject:
-            fatal = SourceFatal(str(error))
-            fatal.error = error  # type: ignore[attr-defined]
-            raise fatal
+            raise SourceFatal(str(error), error)
         self.source.warning(str(error))
         return error
 
@@ -252,15 +255,9 @@ class SourceUser(SmtpUser):
         accepted = 0
         first_error: ReplyError | None = None
         numbers = self.source.numbers if config.number_recipients else None
-        for k in range(config.recipient_count):
-            if numbers is not None:
-                recipient = f"{numbers.next()}{self.envelope_recipient}"
-            else:
-                left = config.recipient_count - k
-                recipient = (
-                    f"{left}{self.envelope_recipient}" if left > 1 else (self.envelope_recipient)
-                )
-            reply = client.rcpt(recipient)
+        for left in range(config.recipient_count, 0, -1):
+            # numbered when sent, so that -N numbers interleave across sessions as in C
+            reply = client.rcpt(numbered_recipient(self.envelope_recipient, left, numbers))
             if reply.positive:
                 accepted += 1
                 continue

@@ -13,6 +13,7 @@ Every stage is one Locust request (request type ``SMTP`` or ``LMTP``, name
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -29,7 +30,6 @@ from ._envelope import RecipientNumbers, default_address, local_hostname, source
 from ._errors import ReplyError, SmtpError
 from .address import AddressError, ServerAddress, parse_host
 from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
-from .codes import CLOSING_CODES
 from .options import apply_options
 from .pool import get_pool
 
@@ -249,9 +249,8 @@ class SmtpUser(User):
         try:
             result = client.send_mail(sender, recipients, payload)
         except ReplyError as exc:
-            if not client.connected or exc.code in CLOSING_CODES:
-                client.close()
-            elif exc.stage != stages.END_OF_DATA:
+            # send_mail has already dropped the connection after 421/521
+            if client.connected and exc.stage != stages.END_OF_DATA:
                 self._reset()
         except SmtpError:
             client.close()
@@ -277,12 +276,8 @@ class SmtpUser(User):
         client = self.client
         if not client.connected:
             return
-        try:
-            client.quit()
-        except SmtpError:
-            pass
-        finally:
-            client.close()
+        with contextlib.suppress(SmtpError):
+            client.quit()  # closes the connection whatever happens
 
     def on_stop(self) -> None:
         """Say QUIT on an idle connection (briefly: Locust is stopping), else just close."""

@@ -103,8 +103,11 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
 
 
 def write_csv(environment: Environment, **_kwargs: Any) -> None:
-    """With ``--csv PREFIX``, write ``PREFIX_smtp.csv`` at the end (``events.quitting``)."""
+    """With ``--csv PREFIX``, at the end (``events.quitting``): write ``PREFIX_smtp.csv``,
+    and the final rows of Locust's ``PREFIX_stats.csv`` and ``PREFIX_failures.csv``, which
+    Locust rewrites only once a second, so that a run shorter than that left them empty."""
     from locust.runners import WorkerRunner
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
     options = environment.parsed_options
     prefix = getattr(options, "csv_prefix", None)
@@ -113,3 +116,12 @@ def write_csv(environment: Environment, **_kwargs: Any) -> None:
         return
     with open(f"{prefix}_smtp.csv", "w", newline="") as f:
         f.write(figures_csv(runner.stats))
+    locust_csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for suffix, columns, rows in (
+        ("stats", locust_csv.requests_csv_columns, locust_csv._requests_data_rows),
+        ("failures", locust_csv.failures_columns, locust_csv._failures_data_rows),
+    ):
+        with open(f"{prefix}_{suffix}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            rows(writer)
