@@ -159,6 +159,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=50000, help="messages for (a)/(b)")
     parser.add_argument("--session-messages", type=int, default=20000, help="for (c)")
     parser.add_argument(
+        "--cases",
+        default="",
+        help="comma-separated case keys to run (default all), e.g. a,b\\'",
+    )
+    parser.add_argument(
         "--sinks",
         action="store_true",
         help="instead: compare locust-smtp-sink with smtp-sink under smtp-source",
@@ -175,6 +180,8 @@ def main() -> int:
     try:
         for _ in range(args.runs):
             for key, label, count, cmd in cases(port, args.messages, args.session_messages):
+                if args.cases and key not in args.cases.split(","):
+                    continue
                 wall, cpu, _code = timed(cmd)
                 entry = results.setdefault(key, (label, count, [], []))
                 entry[2].append(count / wall)
@@ -189,7 +196,7 @@ def main() -> int:
     for key, (label, count, rates, cpus) in results.items():
         rate = statistics.median(rates)
         ratio = ""
-        if key in ref:
+        if key in ref and ref[key] in results:
             ratio = f"{rate / statistics.median(results[ref[key]][2]):.2f}"
         cpu = statistics.median(cpus)
         print(f"{key:5} {label:34} {count:9d} {rate:9.0f} {cpu:9.3f} {ratio:>6}")

@@ -10,6 +10,7 @@ command, so it is refused with :class:`LocalProtocolError` and nothing is sent.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ._errors import LocalProtocolError
 
@@ -51,11 +52,26 @@ def lhlo(name: str) -> bytes:
 def mail_from(sender: str, params: Iterable[str] = ()) -> bytes:
     """``MAIL FROM:<sender>`` (no space after the colon, as smtp-source), then any ESMTP
     parameters such as ``SIZE=1000``."""
+    if not params:
+        return _plain_mail_from(sender)
     return _command(b"MAIL FROM:<", "sender address", sender, b">" + _params(params))
 
 
 def rcpt_to(recipient: str, params: Iterable[str] = ()) -> bytes:
+    if not params:
+        return _plain_rcpt_to(recipient)
     return _command(b"RCPT TO:<", "recipient address", recipient, b">" + _params(params))
+
+
+# a load test sends the same few envelopes again and again: encode each once
+@lru_cache(maxsize=4096)
+def _plain_mail_from(sender: str) -> bytes:
+    return _command(b"MAIL FROM:<", "sender address", sender, b">")
+
+
+@lru_cache(maxsize=4096)
+def _plain_rcpt_to(recipient: str) -> bytes:
+    return _command(b"RCPT TO:<", "recipient address", recipient, b">")
 
 
 DATA = b"DATA\r\n"

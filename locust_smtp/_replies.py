@@ -126,6 +126,23 @@ class ReplyReader:
         else:
             self._buffer = data
 
+    def receive(self, data: bytes) -> Reply | None:
+        """:meth:`feed` then :meth:`next_reply`, in one call.
+
+        The common case, one whole single-line reply arriving on its own
+        (``250 2.0.0 Ok\\r\\n``), is parsed without going through the line buffer;
+        the result is the same as the general path's."""
+        if not self._buffer and not self._lines and self._truncated is None:
+            end = data.find(b"\n")
+            if 4 <= end <= LINE_LIMIT and end == len(data) - 1:
+                line = data[:end].rstrip(b"\r").translate(_SANITIZE)
+                if line[3:4] == b" " and line[:3].isdigit():
+                    shown = line.decode("ascii")
+                    text = shown[4:].lstrip(" \t\n\v\f\r")
+                    return Reply(int(line[:3]), text[:TEXT_LIMIT], (shown,))
+        self.feed(data)
+        return self.next_reply()
+
     def feed_eof(self) -> None:
         """Note that the peer closed; a partial reply then makes :meth:`next_reply` raise."""
         self._eof = True

@@ -251,26 +251,42 @@ class SmtpClient:
         except OSError:
             raise _lost(stage) from None
         if sent < len(data):
-            view = memoryview(data)[sent:]
-            while view:
-                self._wait(self._write_watcher, stage)
-                try:
-                    sent = sock.send(view)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    raise _lost(stage) from None
-                view = view[sent:]
+            self._send_rest(memoryview(data)[sent:], stage)
+
+    def _send_rest(self, view: memoryview, stage: str) -> None:
+        while view:
+            self._wait(self._write_watcher, stage)
+            sock = self._sock
+            if sock is None:
+                raise _lost(stage)
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                continue
+            except OSError:
+                raise _lost(stage) from None
+            view = view[sent:]
 
     def _read_reply(self, stage: str) -> Reply:
+        # the hot path of every command: no helper calls between the wait and the parse
         reader = self._reader
         try:
-            reply = reader.next_reply()
+            reply = reader.next_reply() if reader.in_reply else None
             while reply is None:
                 sock = self._sock
                 if sock is None:
                     raise _lost(stage)
-                self._wait(self._read_watcher, stage)
+                watcher, timer = self._read_watcher, self._timer
+                switch = getcurrent().switch
+                watcher.start(switch, _READY)
+                timer.start(switch, _TIMED_OUT)
+                try:
+                    woke = self._hub.switch()
+                finally:
+                    watcher.stop()
+                    timer.stop()
+                if woke is not _READY:
+                    raise SmtpTimeout(stage, f"timeout while {stages.CONTEXT[stage]}")
                 try:
                     data = sock.recv(_RECV_SIZE)
                 except BlockingIOError:
@@ -282,8 +298,7 @@ class SmtpClient:
                         reader.feed_eof()
                         reader.next_reply()
                     raise _lost(stage)
-                reader.feed(data)
-                reply = reader.next_reply()
+                reply = reader.receive(data)
         except RemoteProtocolError:
             raise _lost(stage) from None
         if self.trace is not None:
@@ -318,9 +333,11 @@ class SmtpClient:
         except BaseException:
             self.close()
             raise
-        ok = reply.code == expect if expect else 200 <= reply.code < 300
-        failure = None if ok else self.rejection(stage, reply)
-        self._report(stage, start, t0, len(data), reply, failure)
+        code = reply.code
+        if (code == expect) if expect else (200 <= code < 300):
+            self.on_stage(stage, start, (time.perf_counter() - t0) * 1000.0, len(data), reply, None)
+        else:
+            self._report(stage, start, t0, len(data), reply, self.rejection(stage, reply))
         return reply
 
     @staticmethod

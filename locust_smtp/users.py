@@ -104,6 +104,7 @@ class SmtpUser(User):
         lmtp = self.lmtp or bool(address.lmtp)
         self.request_type = "LMTP" if lmtp else "SMTP"
         self._fire: Callable[..., None] = environment.events.request.fire
+        self._own_context = type(self).context is not User.context
         self.client = self.make_client(address, lmtp)
         """The :class:`~locust_smtp.client.SmtpClient` this user talks through."""
         self.my_hostname = self.helo_name or local_hostname()
@@ -184,10 +185,9 @@ class SmtpUser(User):
             response_time=response_time,
             response_length=sent,
             response=reply,
-            context=self.context(),
+            context=self.context() if self._own_context else {},
             exception=exception,
             start_time=start_time,
-            url=None,
         )
 
     # -- sending ---------------------------------------------------------------------------

@@ -151,3 +151,43 @@ def test_every_well_formed_reply_is_read_back(lines: list[tuple[int, str]]) -> N
     (reply,) = replies(data)
     assert reply.code == lines[-1][0]
     assert reply.text.split("\n") == [t.lstrip(" ") for _, t in lines]
+
+
+def _reply_strategy() -> st.SearchStrategy[bytes]:
+    """Reply-like lines, mostly well formed, some not, sometimes several in one chunk."""
+    line = st.one_of(
+        st.builds(
+            lambda code, sep, text, end: b"%d%s%s%s" % (code, sep, text, end),
+            st.integers(0, 999),
+            st.sampled_from([b" ", b"-", b"", b"x"]),
+            st.binary(max_size=40),
+            st.sampled_from([b"\r\n", b"\n", b"\r\r\n", b""]),
+        ),
+        st.binary(max_size=60),
+    )
+    return st.lists(line, min_size=1, max_size=3).map(b"".join)
+
+
+@given(st.lists(_reply_strategy(), max_size=12))
+def test_receive_is_feed_then_next_reply(chunks: list[bytes]) -> None:
+    """The fast path of receive() gives what feed() + next_reply() give, chunk by chunk."""
+    fast, slow = ReplyReader(), ReplyReader()
+    for chunk in chunks:
+        got = fast.receive(chunk)
+        slow.feed(chunk)
+        assert got == slow.next_reply()
+        # drain the rest of the chunk the same way on both
+        while got is not None:
+            got = fast.next_reply()
+            assert got == slow.next_reply()
+    assert fast.in_reply == slow.in_reply
+
+
+def test_receive_takes_a_lone_single_line_reply_whole() -> None:
+    reader = ReplyReader()
+    reply = reader.receive(b"250 2.0.0 Ok: queued as 1\x01\r\n")
+    assert reply == Reply(250, "2.0.0 Ok: queued as 1?", ("250 2.0.0 Ok: queued as 1?",))
+    assert not reader.in_reply
+    assert reader.receive(b"354 go\r\n250 ") == Reply(354, "go", ("354 go",))
+    assert reader.in_reply
+    assert reader.receive(b"ok\r\n") == Reply(250, "ok", ("250 ok",))
