@@ -39,6 +39,41 @@ def test_exact_count_with_rejections_under_A(keep: list[str]) -> None:
     assert proc.stderr.count("warning: recipient rejected: 550") == rejected
 
 
+def test_summary_table_counts_stages_and_groups_failures_by_code() -> None:
+    with our_sink("-f", "rcpt", "--fault-every", "4") as sink:
+        proc = locust_smtp("-A", "-s", "3", "-m", "20", sink.address)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    summary = lines[lines.index(next(x for x in lines if "20 messages in" in x)) :]
+    assert "15 accepted, 5 rejected, 0 failed" in summary[0]
+    assert summary[1].split() == [
+        "stage", "count", "failed", "avg", "ms", "p50", "ms", "p95", "ms", "p99", "ms", "max", "ms"
+    ]  # fmt: skip
+    rows = {}
+    for line in summary[2:]:
+        if line.startswith("failures"):
+            break
+        fields = line.rsplit(None, 7)
+        rows[fields[0]] = (int(fields[1]), int(fields[2]), float(fields[3]), float(fields[7]))
+    assert {k: v[:2] for k, v in rows.items()} == {
+        "connect": (20, 0),
+        "banner": (20, 0),
+        "HELO": (20, 0),
+        "MAIL": (20, 0),
+        "RCPT": (20, 5),
+        "DATA": (15, 0),
+        "end of data": (15, 0),
+        "RSET": (5, 0),
+        "QUIT": (20, 0),
+        "message": (20, 5),
+    }
+    assert all(0 < avg <= peak for _, _, avg, peak in rows.values())
+    assert summary[-2:] == [
+        "failures by stage and reply code:",
+        "         5  RCPT 550 5.3.0 (PermanentReplyError)",
+    ]
+
+
 def test_more_sessions_than_messages_never_connect() -> None:
     with our_sink() as sink:
         proc = locust_smtp("-s", "5", "-m", "2", sink.address)
