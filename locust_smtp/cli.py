@@ -22,7 +22,8 @@ from typing import Any
 from ._content import SourceMessage
 from ._envelope import default_address, local_hostname
 from .address import AddressError, hostname_problem, parse_source_address
-from .options import FATAL_LISTENERS
+from .distributed import DELIVERED, FATAL
+from .options import MASTER_HANDLERS
 from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args, printable
 from .source_session import SourceRun, set_current_run
 
@@ -122,7 +123,17 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
             run.failed = str(msg.data.get("text", "fatal error on a worker"))
             gevent.spawn(environment.runner.quit)
 
-    FATAL_LISTENERS.append(on_worker_fatal)
+    def on_worker_delivered(environment: Any, msg: Any, **_kwargs: Any) -> None:
+        run.count_delivery()
+
+    def on_init(environment: Any, **_kwargs: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            # one -c counter for the run, as smtp-source's: the master prints it
+            run.forward_delivery = lambda: runner.send_message(DELIVERED, None)
+
+    MASTER_HANDLERS.extend([(FATAL, on_worker_fatal), (DELIVERED, on_worker_delivered)])
+    events.init.add_listener(on_init)  # type: ignore[no-untyped-call]
     events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
     _configure_logging(config.verbose)
     saved_argv = sys.argv
@@ -135,6 +146,8 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
     finally:
         sys.argv = saved_argv
         events.quitting.remove_listener(on_quitting)  # type: ignore[no-untyped-call]
+        events.init.remove_listener(on_init)  # type: ignore[no-untyped-call]
+        MASTER_HANDLERS.clear()
     return 0
 
 

@@ -30,12 +30,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CLAIM, GRANT, DONE, RELEASE, FATAL = (
+CLAIM, GRANT, DONE, RELEASE, FATAL, DELIVERED = (
     "smtp_claim",
     "smtp_grant",
     "smtp_done",
     "smtp_release",
     "smtp_fatal",
+    "smtp_delivered",  # locust-smtp -c: a worker wrote a message's "." line
 )
 GRANT_TIMEOUT = 60.0
 WATCH_INTERVAL = 1.0

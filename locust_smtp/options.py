@@ -232,14 +232,15 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
         runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
         runner.register_message(distributed.DONE, to_master_pool("on_done"))
         runner.register_message(distributed.RELEASE, to_master_pool("on_release"))
-        for listener in FATAL_LISTENERS:
-            runner.register_message(distributed.FATAL, listener)
+        for name, handler in MASTER_HANDLERS:
+            runner.register_message(name, handler)
     elif isinstance(runner, WorkerRunner):
         runner.register_message(distributed.GRANT, to_worker_pool)
 
 
-#: Master-side handlers of a worker's fatal error (the locust-smtp command adds one).
-FATAL_LISTENERS: list[Callable[..., None]] = []
+#: More master-side handlers of workers' custom messages, as (name, handler): the
+#: locust-smtp command adds its fatal error and ``-c`` counter handlers.
+MASTER_HANDLERS: list[tuple[str, Callable[..., None]]] = []
 USERS_DONE_TIMEOUT = 30.0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -63,6 +64,8 @@ class SourceRun:
     sockaddr: tuple[int, object] | None = None
     numbers: RecipientNumbers = field(default_factory=RecipientNumbers)
     delivered: int = 0
+    forward_delivery: Callable[[], None] | None = None
+    """On a worker: tells the master, which prints the one ``-c`` counter of the run."""
     failed: str | None = None
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
@@ -89,6 +92,9 @@ class SourceRun:
 
     def count_delivery(self) -> None:
         """The ``-c`` counter: bumped when the ``.`` has been written, printed with CR."""
+        if self.forward_delivery is not None and self.config.counter:
+            self.forward_delivery()
+            return
         self.delivered += 1
         if self.config.counter:
             self.stdout.write(f"{self.delivered}\r")

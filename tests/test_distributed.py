@@ -30,6 +30,19 @@ def test_processes_deliver_exactly_m() -> None:
     assert "999 messages" in proc.stderr
 
 
+def test_processes_share_one_c_counter() -> None:
+    """-c counts the whole run, as smtp-source's one counter, not one per process."""
+    with our_sink() as sink:
+        proc = subprocess.run(
+            [*LOCUST_SMTP, "-c", "-s", "6", "-m", "300", sink.address, "--", "--processes", "2"],
+            capture_output=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert sink.counts["messages"] == 300
+    assert proc.stdout == b"".join(b"%d\r" % n for n in range(1, 301)) + b"\n"
+
+
 def start_workers(count: int, port: int) -> list[subprocess.Popen[str]]:
     return [
         subprocess.Popen(
@@ -124,3 +137,34 @@ def test_a_worker_killed_mid_run_leaves_exact_accounting() -> None:
     assert lost >= 1, "the killed worker held messages"
     assert attempted <= sink.counts["messages"] <= 600
     assert "WorkerLost" in err
+
+
+def test_locust_smtp_master_with_a_locust_smtp_worker() -> None:
+    """The smtp-source command line on both sides (docs/distributed.md): exact count, one
+    -c counter on the master, nothing on the worker's stdout."""
+    port = free_port()
+    with our_sink() as sink:
+        args = ["-c", "-d", "-s", "4", "-m", "200", sink.address, "--"]
+        on_master = ["--master", "--master-bind-port", str(port), "--expect-workers", "1"]
+        worker = subprocess.Popen(
+            [*LOCUST_SMTP, *args, "--worker", "--master-port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            master = subprocess.run(
+                [*LOCUST_SMTP, *args, *on_master],
+                capture_output=True,
+                timeout=120,
+            )
+            worker_out, _ = worker.communicate(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert master.returncode == 0, master.stderr
+    assert sink.counts["messages"] == 200
+    assert sink.counts["connections"] == 4
+    assert master.stdout == b"".join(b"%d\r" % n for n in range(1, 201)) + b"\n"
+    assert worker_out == b""
+    assert b"200 messages in" in master.stderr
