@@ -105,11 +105,16 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
 
     from .summary import render
 
+    reported: list[bool] = []
+
     def on_quitting(environment: Any, **_kwargs: Any) -> None:
         ok = run.failed is None
         if isinstance(environment.runner, WorkerRunner):
             environment.process_exit_code = 0 if ok else 1
             return
+        if reported:  # Locust may quit twice (a worker's error, then the shutdown)
+            return
+        reported.append(True)
         if config.counter and ok:
             run.stdout.write("\n")
             run.stdout.flush()
