@@ -105,7 +105,7 @@ class ReplyReader:
     Reply(code=250, text='mx.example\\nPIPELINING', lines=('250-mx.example', '250 PIPELINING'))
     """
 
-    __slots__ = ("_buffer", "_eof", "_lines", "_texts", "_truncated")
+    __slots__ = ("_buffer", "_eof", "_kept", "_lines", "_texts", "_truncated")
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -113,6 +113,7 @@ class ReplyReader:
         self._texts: list[str] = []
         self._truncated: bytes | None = None  # kept head of an over-long line
         self._eof = False
+        self._kept = 0  # characters of text kept for the reply being read
 
     @property
     def in_reply(self) -> bool:
@@ -178,12 +179,17 @@ class ReplyReader:
                     raise RemoteProtocolError("reply", "connection closed in the middle of a reply")
                 return None
             code, more, text, shown = parse_line(line.rstrip(b"\r"))
-            self._lines.append(shown)
-            self._texts.append(text)
+            if self._kept < TEXT_LIMIT or not more:
+                # past the text cap, middle lines cannot change the reply: dropping them
+                # bounds the memory a server streaming continuation lines can take
+                self._lines.append(shown)
+                self._texts.append(text)
+                self._kept += len(text) + 1
             if not more:
                 lines = tuple(self._lines)
                 texts = self._texts
                 self._lines = []
                 self._texts = []
+                self._kept = 0
                 joined = texts[0] if len(texts) == 1 else "\n".join(texts)
                 return Reply(code, joined[:TEXT_LIMIT], lines)

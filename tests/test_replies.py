@@ -191,3 +191,21 @@ def test_receive_takes_a_lone_single_line_reply_whole() -> None:
     assert reader.receive(b"354 go\r\n250 ") == Reply(354, "go", ("354 go",))
     assert reader.in_reply
     assert reader.receive(b"ok\r\n") == Reply(250, "ok", ("250 ok",))
+
+
+def test_endless_continuation_lines_keep_bounded_memory() -> None:
+    """A server streaming continuation lines: the reply keeps its code and capped text,
+    and the reader keeps only what can still show in the reply."""
+    middle = [b"250-" + b"%06d" % n + b"x" * 14 for n in range(50_000)]
+    reader = ReplyReader()
+    for chunk in range(0, len(middle), 1000):
+        reader.feed(b"\r\n".join(middle[chunk : chunk + 1000]) + b"\r\n")
+        assert reader.next_reply() is None
+    reader.feed(b"251 end\r\n")
+    reply = reader.next_reply()
+    assert reply is not None
+    assert reply.code == 251
+    full = "\n".join([line[4:].decode() for line in middle] + ["end"])
+    assert reply.text == full[:TEXT_LIMIT]
+    assert len(reply.lines) <= TEXT_LIMIT // 20 + 2
+    assert reply.lines[-1] == "251 end"
