@@ -1,11 +1,14 @@
 """Exactly ``--smtp-messages`` messages across Locust workers (``--processes``, ``--master``).
 
-The master holds the pool. A worker's user that wants a message asks the
-master for one (custom message ``smtp_claim``); the master grants it (with its
-Message-Id number) or answers that the pool is empty (``smtp_grant``). A
-worker reports every attempted message back (``smtp_done``). When every
-message has been granted and reported, the master stops the run (headless:
-Locust exits; web UI: the test stops and the numbers stay).
+The master holds the pool. A worker's users that want messages ask the master
+(custom message ``smtp_claim``, one request for all the users waiting at the
+time); the master grants what is left, each message with its Message-Id
+number (``smtp_grant``; no numbers: the pool is empty). Workers report
+attempted messages back (``smtp_done``, batched) and give back messages whose
+user stopped before sending them (``smtp_release``: the numbers are granted
+again first). When every message has been granted and reported, and the
+workers' users have ended their sessions (``smtp_idle``), the master stops the
+run (headless: Locust exits; web UI: the test stops and the numbers stay).
 
 A worker that dies or goes missing while holding granted messages: those
 messages are counted as failed ``message`` requests (``WorkerLost``) in the
@@ -17,6 +20,7 @@ the pool is empty.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +34,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CLAIM, GRANT, DONE, RELEASE, FATAL, DELIVERED = (
+CLAIM, GRANT, DONE, RELEASE, FATAL, DELIVERED, IDLE = (
     "smtp_claim",
     "smtp_grant",
     "smtp_done",
     "smtp_release",
     "smtp_fatal",
     "smtp_delivered",  # locust-smtp -c: a worker wrote a message's "." line
+    "smtp_idle",  # a worker's users have all ended their sessions after the pool ran out
 )
 GRANT_TIMEOUT = 60.0
+DONE_DELAY = 0.02
 WATCH_INTERVAL = 1.0
 
 
@@ -59,6 +65,10 @@ class MasterPool:
         self.finished = 0
         self.lost = 0
         self.outstanding: dict[str, int] = {}
+        self._issued = 0  # numbers handed out so far: total - 1, total - 2, ...
+        self._returned: list[int] = []  # numbers released by workers, to grant again
+        self.idle: set[str] = set()
+        """Workers whose users have all ended after the pool ran out."""
         self._on_done = on_done
         self._stopped = False
         self._watcher = gevent.spawn(self._watch_workers)
@@ -67,11 +77,14 @@ class MasterPool:
         runner: Any = environment.runner
         want = int(msg.data.get("n", 1)) if isinstance(msg.data, dict) else 1
         count = max(0, min(want, self.total - self.granted))
-        first_left = self.total - self.granted - 1
+        numbers = [self._returned.pop() for _ in range(min(count, len(self._returned)))]
+        while len(numbers) < count:
+            self._issued += 1
+            numbers.append(self.total - self._issued)
         self.granted += count
         if count:
             self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) + count
-        runner.send_message(GRANT, {"count": count, "first": first_left}, client_id=msg.node_id)
+        runner.send_message(GRANT, {"numbers": numbers}, client_id=msg.node_id)
 
     def on_done(self, environment: Environment, msg: Any) -> None:
         n = int(msg.data.get("n", 0))
@@ -79,10 +92,24 @@ class MasterPool:
         self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - n
         self._check()
 
+    def on_idle(self, environment: Environment, msg: Any) -> None:
+        self.idle.add(msg.node_id)
+
+    def workers_busy(self) -> bool:
+        """True while some worker may still have users ending their sessions (QUIT)."""
+        from locust.runners import STATE_MISSING
+
+        runner: Any = self.environment.runner
+        return any(
+            client.state != STATE_MISSING and client.id not in self.idle and client.user_count > 0
+            for client in runner.clients.values()
+        )
+
     def on_release(self, environment: Environment, msg: Any) -> None:
-        n = int(msg.data.get("n", 0))
-        self.granted -= n
-        self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - n
+        numbers = [int(n) for n in msg.data.get("numbers", ())]
+        self.granted -= len(numbers)
+        self._returned.extend(numbers)  # granted again first, with the same numbers
+        self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - len(numbers)
 
     def _watch_workers(self) -> None:
         from locust.runners import STATE_MISSING
@@ -128,44 +155,94 @@ class MasterPool:
 
 
 class WorkerPool:
-    """A worker's side, with the interface of :class:`~locust_smtp.pool.MessagePool`."""
+    """A worker's side, with the interface of :class:`~locust_smtp.pool.MessagePool`.
+
+    Claims are batched: while one request is on its way to the master, users that
+    want a message queue up, and the next request asks for all of them at once.
+    Every granted message goes straight to a waiting user (a user that gave up
+    waiting has its message given back), so a worker never holds a stock that
+    another worker could have sent. Finished messages are reported in batches too,
+    at most :data:`DONE_DELAY` seconds late."""
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self._waiting: AsyncResult | None = None
+        self._waiters: deque[AsyncResult] = deque()
+        self._asked = 0  # messages asked for by the request on its way, 0 if none
         self._exhausted = False
+        self._done = 0
+        self._flush: gevent.Greenlet[Any, Any] | None = None
+        self._idle_report: gevent.Greenlet[Any, Any] | None = None
 
     def claim(self) -> int | None:
         if self._exhausted:
             return None
-        while self._waiting is not None:  # one request at a time; others wait for it
-            self._waiting.wait(GRANT_TIMEOUT)
-        self._waiting = result = AsyncResult()
-        runner: Any = self.environment.runner
+        waiter = AsyncResult()
+        self._waiters.append(waiter)
+        if not self._asked:
+            self._ask()
         try:
-            runner.send_message(CLAIM, {"n": 1})
-            grant = result.get(timeout=GRANT_TIMEOUT)
-        except gevent.Timeout:
-            grant = {"count": 0}
-        finally:
-            self._waiting = None
-        if not grant.get("count"):
-            self._exhausted = True
-            return None
-        return int(grant["first"])
+            number: int | None = waiter.get(timeout=GRANT_TIMEOUT)
+        except BaseException as exc:
+            # stopped or timed out while waiting: the message, if it came, goes back
+            if waiter.ready() and waiter.value is not None:
+                self.release(waiter.value)
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if isinstance(exc, gevent.Timeout):
+                self._exhausted = True
+                return None
+            raise
+        return number
+
+    def _ask(self) -> None:
+        self._asked = len(self._waiters)
+        runner: Any = self.environment.runner
+        runner.send_message(CLAIM, {"n": self._asked})
 
     def on_grant(self, environment: Environment, msg: Any) -> None:
-        if self._waiting is not None:
-            self._waiting.set(msg.data)
+        numbers = deque(int(n) for n in msg.data.get("numbers", ()))
+        count = len(numbers)
+        asked, self._asked = self._asked, 0
+        while numbers and self._waiters:
+            self._waiters.popleft().set(numbers.popleft())
+        if numbers:  # their users stopped waiting meanwhile
+            runner: Any = self.environment.runner
+            runner.send_message(RELEASE, {"numbers": list(numbers)})
+        if count < asked:
+            self._exhausted = True
+            while self._waiters:
+                self._waiters.popleft().set(None)
+            if self._idle_report is None:
+                self._idle_report = gevent.spawn(self._report_idle)
+        elif self._waiters:
+            self._ask()
+
+    def _report_idle(self) -> None:
+        """Once every user here has ended its session, say so: the master need not wait
+        for the next statistics report to see it."""
+        runner: Any = self.environment.runner
+        runner.user_greenlets.join()
+        self._report_done()
+        runner.send_message(IDLE, None)
 
     def finish(self) -> None:
-        runner: Any = self.environment.runner
-        runner.send_message(DONE, {"n": 1})
+        self._done += 1
+        if self._flush is None:
+            self._flush = gevent.spawn_later(DONE_DELAY, self._report_done)
 
-    def release(self) -> None:
+    def _report_done(self) -> None:
+        done, self._done = self._done, 0
+        if self._flush is not None and self._flush is not gevent.getcurrent():
+            self._flush.kill(block=False)
+        self._flush = None
+        if done:
+            runner: Any = self.environment.runner
+            runner.send_message(DONE, {"n": done})
+
+    def release(self, number: int) -> None:
         runner: Any = self.environment.runner
         self._exhausted = False
-        runner.send_message(RELEASE, {"n": 1})
+        runner.send_message(RELEASE, {"numbers": [number]})
 
     def on_exhausted(self, callback: Callable[[], None]) -> None:
         """Workers do not stop the run; the master does."""

@@ -167,9 +167,10 @@ def _headless(environment: Environment) -> bool:
 def _finish_distributed_run(environment: Environment) -> None:
     """Every message is accounted for: let the workers' users say QUIT (bounded), then stop."""
     runner: Any = environment.runner
+    pool = getattr(environment, "smtp_master_pool", None)
     deadline = time.monotonic() + USERS_DONE_TIMEOUT
-    while runner.user_count > 0 and time.monotonic() < deadline:
-        gevent.sleep(0.1)
+    while pool is not None and pool.workers_busy() and time.monotonic() < deadline:
+        gevent.sleep(0.05)
     if _headless(environment):
         runner.quit()
     else:
@@ -219,7 +220,7 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
             if pool is not None:
                 getattr(pool, name)(environment, msg)
             elif name == "on_claim":  # no pool (no message count): grant nothing
-                runner.send_message(distributed.GRANT, {"count": 0}, client_id=msg.node_id)
+                runner.send_message(distributed.GRANT, {"numbers": []}, client_id=msg.node_id)
 
         return handler
 
@@ -232,6 +233,7 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
         runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
         runner.register_message(distributed.DONE, to_master_pool("on_done"))
         runner.register_message(distributed.RELEASE, to_master_pool("on_release"))
+        runner.register_message(distributed.IDLE, to_master_pool("on_idle"))
         for name, handler in MASTER_HANDLERS:
             runner.register_message(name, handler)
     elif isinstance(runner, WorkerRunner):

@@ -28,6 +28,8 @@ class MessagePool:
         self.total = total
         self.claimed = 0
         self.finished = 0
+        self._issued = 0
+        self._returned: list[int] = []
         self._on_exhausted: list[Callable[[], None]] = []
         self._fired = False
 
@@ -40,16 +42,21 @@ class MessagePool:
         return self.claimed - self.finished
 
     def claim(self) -> int | None:
-        """Take one message; returns how many are left after it, or None if none was left."""
+        """Take one message; returns its number (how many were left after it when it was
+        first handed out: ``-m 3`` gives 2, 1, 0), or None if none was left."""
         if self.claimed >= self.total:
             return None
         self.claimed += 1
-        return self.total - self.claimed
+        if self._returned:
+            return self._returned.pop()
+        self._issued += 1
+        return self.total - self._issued
 
-    def release(self) -> None:
-        """Give back a claimed message that was not attempted (its user was stopped
-        before sending it); another user will send it."""
+    def release(self, number: int) -> None:
+        """Give back claimed message ``number``, not attempted (its user was stopped before
+        sending it); another user will send it, with the same number."""
         self.claimed -= 1
+        self._returned.append(number)
 
     def finish(self) -> None:
         """A claimed message has been attempted (whatever the outcome)."""

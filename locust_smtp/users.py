@@ -317,7 +317,7 @@ def send_one_message(user: SmtpUser) -> None:
             user.report_stopped_message()
             pool.finish()
         else:
-            pool.release()  # stopped before the message went out: another user sends it
+            pool.release(number)  # stopped before the message went out: another user sends it
         raise
     except BaseException:
         pool.finish()
