@@ -19,10 +19,10 @@ def local_hostname() -> str:
 
 class RecipientNumbers:
     """smtp-source's ``-N``: one counter shared by every session of the process, starting
-    at 1 and advanced for every RCPT sent."""
+    at 1 (or ``start``) and advanced for every RCPT sent."""
 
-    def __init__(self) -> None:
-        self._counter: Iterator[int] = itertools.count(1)
+    def __init__(self, start: int = 1) -> None:
+        self._counter: Iterator[int] = itertools.count(start)
 
     def next(self) -> int:
         return next(self._counter)

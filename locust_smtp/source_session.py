@@ -31,7 +31,7 @@ from ._errors import ConnectError, ReplyError, SmtpError
 from .address import ServerAddress
 from .client import SmtpClient
 from .codes import CLOSING_CODES, START_MAIL_INPUT
-from .distributed import FATAL
+from .distributed import FATAL, WorkerPool
 from .pool import get_pool
 from .source_options import PROGRAM, SourceConfig, printable
 from .users import SmtpUser, reply_stage
@@ -137,6 +137,7 @@ class SourceUser(SmtpUser):
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
+        self._shared_pool = False
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
@@ -162,6 +163,7 @@ class SourceUser(SmtpUser):
         pool = get_pool(self.environment)
         if pool is None:
             raise StopUser()
+        self._shared_pool = isinstance(pool, WorkerPool)
         if self.next_number is None:
             self.next_number = pool.claim()
             if self.next_number is None:
@@ -260,7 +262,14 @@ class SourceUser(SmtpUser):
             return self._after_rejection(reply, error)
         accepted = 0
         first_error: ReplyError | None = None
-        numbers = self.source.numbers if config.number_recipients else None
+        numbers = None
+        if config.number_recipients:
+            numbers = self.source.numbers
+            if self._shared_pool:
+                # several processes: no common counter, so each message numbers its
+                # recipients from its own place in the run; still unique, 1 upwards
+                first = (config.messages - 1 - number) * config.recipient_count + 1
+                numbers = RecipientNumbers(first)
         for left in range(config.recipient_count, 0, -1):
             # numbered when sent, so that -N numbers interleave across sessions as in C
             reply = client.rcpt(numbered_recipient(self.envelope_recipient, left, numbers))

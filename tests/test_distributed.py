@@ -43,6 +43,27 @@ def test_processes_share_one_c_counter() -> None:
     assert proc.stdout == b"".join(b"%d\r" % n for n in range(1, 301)) + b"\n"
 
 
+def test_processes_number_recipients_uniquely(tmp_path: Path) -> None:
+    """-N across processes: no shared counter, but every recipient number is used once."""
+    args = ["-N", "-r", "2", "-s", "4", "-m", "50"]
+    with our_sink(record=tmp_path) as sink:
+        proc = subprocess.run(
+            [*LOCUST_SMTP, *args, sink.address, "--", "--processes", "2"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    rcpts = [
+        line
+        for f in tmp_path.iterdir()
+        for line in f.read_bytes().split(b"\r\n")
+        if line.startswith(b"RCPT TO:<")
+    ]
+    numbers = sorted(int(re.match(rb"RCPT TO:<(\d+)", r).group(1)) for r in rcpts)  # type: ignore[union-attr]
+    assert numbers == list(range(1, 101))
+
+
 def start_workers(count: int, port: int) -> list[subprocess.Popen[str]]:
     return [
         subprocess.Popen(
