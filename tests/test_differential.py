@@ -57,10 +57,11 @@ def run(
     sink_options: tuple[str, ...] = (),
     operand: str | None = None,
     unix: bool = False,
+    ipv6: bool = False,
 ) -> Outcome:
     record = tmp / "record"
     sock = str(tmp / "sink.sock") if unix else None
-    with our_sink(*sink_options, record=record, unix_path=sock) as sink:
+    with our_sink(*sink_options, record=record, unix_path=sock, ipv6=ipv6) as sink:
         target = operand if operand is not None else sink.address
         proc = subprocess.run([*program, *args, target], capture_output=True, timeout=120)
     streams = sorted(normalise(f.read_bytes()) for f in sorted(record.iterdir()))
@@ -68,13 +69,17 @@ def run(
 
 
 def both(
-    tmp_path: Path, args: list[str], sink_options: tuple[str, ...] = (), unix: bool = False
+    tmp_path: Path,
+    args: list[str],
+    sink_options: tuple[str, ...] = (),
+    unix: bool = False,
+    ipv6: bool = False,
 ) -> tuple[Outcome, Outcome]:
     require_binary(SMTP_SOURCE)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    reference = run([SMTP_SOURCE], args, tmp_path / "a", sink_options, unix=unix)
-    ours = run(LOCUST_SMTP, args, tmp_path / "b", sink_options, unix=unix)
+    reference = run([SMTP_SOURCE], args, tmp_path / "a", sink_options, unix=unix, ipv6=ipv6)
+    ours = run(LOCUST_SMTP, args, tmp_path / "b", sink_options, unix=unix, ipv6=ipv6)
     return reference, ours
 
 
@@ -173,6 +178,14 @@ def test_lmtp(tmp_path: Path) -> None:
     assert ours.streams[0].startswith(b"LHLO ")
 
 
+@pytest.mark.parametrize("family", [[], ["-6"]], ids=["any", "-6"])
+def test_ipv6_literal(tmp_path: Path, family: list[str]) -> None:
+    reference, ours = both(tmp_path, [*family, "-s", "2", "-m", "3"], ipv6=True)
+    assert reference.status == 0
+    assert ours.counts["messages"] == 3
+    assert_same(reference, ours)
+
+
 def test_unix_socket(tmp_path: Path) -> None:
     reference, ours = both(tmp_path, ["-m", "3", "-d"], unix=True)
     assert reference.status == 0
@@ -207,6 +220,26 @@ def test_A_continues_past_rejections(tmp_path: Path, flag: str, command: str, ke
     assert reference.status == 0
     assert_same(reference, ours)
     assert ours.warnings == reference.warnings
+
+
+@pytest.mark.parametrize(
+    "sink", [("-f", ".", "--fault-every", "2"), ("-f", "data", "--fault-every", "2")], ids=str
+)
+def test_counter_under_A_counts_written_messages(tmp_path: Path, sink: tuple[str, ...]) -> None:
+    """-c counts a message once its "." is written, rejected or not; never after a refused
+    DATA (reference §8)."""
+    reference, ours = both(tmp_path, ["-c", "-A", "-d", "-m", "6"], sink)
+    assert reference.status == 0
+    assert_same(reference, ours)
+    assert ours.stdout == reference.stdout
+    assert ours.stdout == (b"1\r2\r3\r4\r5\r6\r\n" if "." in sink else b"1\r2\r3\r\n")
+
+
+def test_counter_after_a_fatal_has_no_final_newline(tmp_path: Path) -> None:
+    reference, ours = both(tmp_path, ["-c", "-m", "5"], ("-f", ".", "--fault-every", "3"))
+    assert reference.status == 1
+    assert_same(reference, ours)
+    assert ours.stdout == reference.stdout == b"1\r2\r3\r"
 
 
 @pytest.mark.parametrize(
