@@ -9,6 +9,7 @@ recipients accepted per second, and failures by stage and reply code
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from typing import TYPE_CHECKING, Any
@@ -35,15 +36,22 @@ def smtp_figures(stats: RequestStats) -> list[dict[str, Any]]:
             continue
         attempted, accepted, rejected, failed = message_outcomes(stats, request_type)
         rcpt = stats.entries.get((stages.RCPT, request_type))
-        per_second = 0.0
+        per_second = whole_run = 0.0
         if rcpt is not None:
             per_second = max(0.0, rcpt.current_rps - rcpt.current_fail_per_sec)
+            elapsed = (rcpt.last_request_timestamp or rcpt.start_time) - rcpt.start_time
+            if elapsed > 0:
+                whole_run = (rcpt.num_requests - rcpt.num_failures) / elapsed
         rows += [
             {"metric": f"{request_type} messages attempted", "value": attempted},
             {"metric": f"{request_type} messages accepted", "value": accepted},
             {"metric": f"{request_type} messages rejected", "value": rejected},
             {"metric": f"{request_type} messages failed", "value": failed},
             {"metric": f"{request_type} recipients accepted/s", "value": round(per_second, 1)},
+            {
+                "metric": f"{request_type} recipients accepted/s, whole run",
+                "value": round(whole_run, 1),
+            },
         ]
         failures = failures_by_stage(stats, request_type)
         rows += [
@@ -125,3 +133,34 @@ def write_csv(environment: Environment, **_kwargs: Any) -> None:
             writer = csv.writer(f)
             writer.writerow(columns)
             rows(writer)
+
+
+def add_to_html_report(environment: Environment, **_kwargs: Any) -> None:
+    """With ``--html FILE``, at the end (``events.quitting``, which Locust fires after
+    writing the report): add the SMTP figures to the report as a table of their own."""
+    from locust.runners import WorkerRunner
+
+    path = getattr(environment.parsed_options, "html_file", None)
+    runner = environment.runner
+    if not path or runner is None or isinstance(runner, WorkerRunner):
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = f.read()
+    except OSError:
+        return
+    end = report.rfind("</body>")
+    if end < 0 or 'id="smtp-figures"' in report:
+        return
+    rows = "".join(
+        f"<tr><td>{html.escape(str(row['metric']))}</td>"
+        f"<td>{html.escape(str(row['value']))}</td></tr>"
+        for row in smtp_figures(runner.stats)
+    )
+    section = (
+        '<section id="smtp-figures" style="font-family: sans-serif; margin: 2em">'
+        "<h2>SMTP</h2><table><thead><tr><th>Metric</th><th>Value</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(report[:end] + section + report[end:])

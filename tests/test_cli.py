@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -164,6 +165,22 @@ def test_locust_options_after_double_dash(tmp_path: Path) -> None:
     assert "SMTP,message,20,0" in stats
     smtp = (tmp_path / "run_smtp.csv").read_text().splitlines()
     assert "SMTP messages accepted,20" in smtp and "SMTP messages failed,0" in smtp
+
+
+def test_html_report_carries_the_smtp_figures(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    with our_sink("-f", "rcpt", "--fault-every", "4") as sink:
+        proc = locust_smtp("-A", "-s", "2", "-m", "20", sink.address, "--", "--html", str(report))
+    assert proc.returncode == 0, proc.stderr
+    page = report.read_text()
+    section = page[page.index('<section id="smtp-figures"') : page.index("</section>")]
+    cells = re.findall(r"<td>([^<]*)</td><td>([^<]*)</td>", section)
+    figures = dict(cells)
+    assert figures["SMTP messages accepted"] == "15"
+    assert figures["SMTP messages rejected"] == "5"
+    assert figures["SMTP failures RCPT 550 5.3.0 (PermanentReplyError)"] == "5"
+    assert float(figures["SMTP recipients accepted/s, whole run"]) > 0
+    assert page.index("</section>") < page.rindex("</body>")
 
 
 def test_help() -> None:
