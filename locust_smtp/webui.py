@@ -92,7 +92,14 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
 
     @web_ui.app.after_request  # type: ignore[untyped-decorator]
     def add_smtp_figures(response: Any) -> Any:
-        if request.path != "/stats/requests" or environment.runner is None:
+        if environment.runner is None:
+            return response
+        if request.path == "/stats/report" and response.status_code == 200:
+            # the report the UI offers for download: the same SMTP table as --html's
+            page = response.get_data(as_text=True)
+            response.set_data(with_smtp_section(page, environment.runner.stats))
+            return response
+        if request.path != "/stats/requests":
             return response
         data = response.json
         if isinstance(data, dict):
@@ -135,9 +142,28 @@ def write_csv(environment: Environment, **_kwargs: Any) -> None:
             rows(writer)
 
 
+def with_smtp_section(report: str, stats: RequestStats) -> str:
+    """Locust's HTML ``report`` with the SMTP figures added as a table of their own (the
+    report cannot show the SMTP tab)."""
+    end = report.rfind("</body>")
+    if end < 0 or 'id="smtp-figures"' in report:
+        return report
+    rows = "".join(
+        f"<tr><td>{html.escape(str(row['metric']))}</td>"
+        f"<td>{html.escape(str(row['value']))}</td></tr>"
+        for row in smtp_figures(stats)
+    )
+    section = (
+        '<section id="smtp-figures" style="font-family: sans-serif; margin: 2em">'
+        "<h2>SMTP</h2><table><thead><tr><th>Metric</th><th>Value</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+    return report[:end] + section + report[end:]
+
+
 def add_to_html_report(environment: Environment, **_kwargs: Any) -> None:
     """With ``--html FILE``, at the end (``events.quitting``, which Locust fires after
-    writing the report): add the SMTP figures to the report as a table of their own."""
+    writing the report): add the SMTP figures to the report."""
     from locust.runners import WorkerRunner
 
     path = getattr(environment.parsed_options, "html_file", None)
@@ -149,18 +175,5 @@ def add_to_html_report(environment: Environment, **_kwargs: Any) -> None:
             report = f.read()
     except OSError:
         return
-    end = report.rfind("</body>")
-    if end < 0 or 'id="smtp-figures"' in report:
-        return
-    rows = "".join(
-        f"<tr><td>{html.escape(str(row['metric']))}</td>"
-        f"<td>{html.escape(str(row['value']))}</td></tr>"
-        for row in smtp_figures(runner.stats)
-    )
-    section = (
-        '<section id="smtp-figures" style="font-family: sans-serif; margin: 2em">'
-        "<h2>SMTP</h2><table><thead><tr><th>Metric</th><th>Value</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
-    )
     with open(path, "w", encoding="utf-8") as f:
-        f.write(report[:end] + section + report[end:])
+        f.write(with_smtp_section(report, runner.stats))

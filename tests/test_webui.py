@@ -99,6 +99,8 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
                 page.get_by_role("tab", name="SMTP").click()
                 page.get_by_text("SMTP messages accepted").wait_for(timeout=10_000)
                 tab = page.get_by_role("table").inner_text()
+                # the downloadable report carries the SMTP figures too
+                report = page.request.get(f"http://127.0.0.1:{port}/stats/report").text()
                 browser.close()
         finally:
             web.terminate()
@@ -107,3 +109,4 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
     assert re.search(rf"\bmessage\s+{MESSAGES}\s+0\b", message_row), message_row
     assert re.search(rf"SMTP messages accepted\s+{MESSAGES}\b", tab), tab
     assert re.search(r"SMTP messages failed\s+0\b", tab), tab
+    assert f"<td>SMTP messages accepted</td><td>{MESSAGES}</td>" in report
