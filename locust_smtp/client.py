@@ -324,19 +324,7 @@ class SmtpClient:
             self.trace(data[:-2].decode("utf-8", "surrogateescape"))
         start, t0 = time.time(), time.perf_counter()
         try:
-            sock = self._sock
-            if sock is None:
-                raise _lost(stage)
-            # _send() inlined: a command goes out in one send on a socket that is ready
-            self.bytes_sent += len(data)
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                raise _lost(stage) from None
-            if sent < len(data):
-                self._send_rest(memoryview(data)[sent:], stage)
+            self._send(data, stage)
             reply = self._read_reply(stage)
         except SmtpError as exc:
             self.close()
