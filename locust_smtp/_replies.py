@@ -135,12 +135,10 @@ class ReplyReader:
         the result is the same as the general path's."""
         if not self._buffer and not self._lines and self._truncated is None:
             end = data.find(b"\n")
-            if 4 <= end <= LINE_LIMIT and end == len(data) - 1:
-                line = data[:end].rstrip(b"\r").translate(_SANITIZE)
-                if line[3:4] == b" " and line[:3].isdigit():
-                    shown = line.decode("ascii")
-                    text = shown[4:].lstrip(" \t\n\v\f\r")
-                    return Reply(int(line[:3]), text[:TEXT_LIMIT], (shown,))
+            if 0 <= end <= LINE_LIMIT and end == len(data) - 1:
+                code, more, text, shown = parse_line(data[:end].rstrip(b"\r"))
+                if not more:
+                    return Reply(code, text[:TEXT_LIMIT], (shown,))
         self.feed(data)
         return self.next_reply()
 
