@@ -28,6 +28,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from . import stages
+from .pool import MessagePool
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -61,12 +62,10 @@ class MasterPool:
     def __init__(self, environment: Environment, total: int, on_done: Callable[[], None]) -> None:
         self.environment = environment
         self.total = total
-        self.granted = 0
+        self._numbers = MessagePool(total)  # what is granted, and with which numbers
         self.finished = 0
         self.lost = 0
         self.outstanding: dict[str, int] = {}
-        self._issued = 0  # numbers handed out so far: total - 1, total - 2, ...
-        self._returned: list[int] = []  # numbers released by workers, to grant again
         self.idle: set[str] = set()
         """Workers whose users have all ended after the pool ran out."""
         self._on_done = on_done
@@ -76,15 +75,18 @@ class MasterPool:
     def on_claim(self, environment: Environment, msg: Any) -> None:
         runner: Any = environment.runner
         want = int(msg.data.get("n", 1)) if isinstance(msg.data, dict) else 1
-        count = max(0, min(want, self.total - self.granted))
-        numbers = [self._returned.pop() for _ in range(min(count, len(self._returned)))]
-        while len(numbers) < count:
-            self._issued += 1
-            numbers.append(self.total - self._issued)
-        self.granted += count
+        numbers: list[int] = []
+        while len(numbers) < want and (number := self._numbers.claim()) is not None:
+            numbers.append(number)
+        count = len(numbers)
         if count:
             self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) + count
         runner.send_message(GRANT, {"numbers": numbers}, client_id=msg.node_id)
+
+    @property
+    def granted(self) -> int:
+        """Messages granted to workers and not given back."""
+        return self._numbers.claimed
 
     def on_done(self, environment: Environment, msg: Any) -> None:
         n = int(msg.data.get("n", 0))
@@ -107,8 +109,8 @@ class MasterPool:
 
     def on_release(self, environment: Environment, msg: Any) -> None:
         numbers = [int(n) for n in msg.data.get("numbers", ())]
-        self.granted -= len(numbers)
-        self._returned.extend(numbers)  # granted again first, with the same numbers
+        for number in numbers:
+            self._numbers.release(number)  # granted again first, with the same number
         self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - len(numbers)
 
     def _watch_workers(self) -> None:
