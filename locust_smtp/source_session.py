@@ -140,7 +140,6 @@ class SourceUser(SmtpUser):
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
-        self._shared_pool = False
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
@@ -166,7 +165,6 @@ class SourceUser(SmtpUser):
         pool = get_pool(self.environment)
         if pool is None:
             raise StopUser()
-        self._shared_pool = isinstance(pool, WorkerPool)
         if self.next_number is None:
             self.next_number = pool.claim()
             if self.next_number is None:
@@ -268,7 +266,7 @@ class SourceUser(SmtpUser):
         numbers = None
         if config.number_recipients:
             numbers = self.source.numbers
-            if self._shared_pool:
+            if isinstance(get_pool(self.environment), WorkerPool):
                 # several processes: no common counter, so each message numbers its
                 # recipients from its own place in the run; still unique, 1 upwards
                 first = (config.messages - 1 - number) * config.recipient_count + 1
