@@ -1,7 +1,7 @@
 """Reading server replies from bytes (RFC 5321 §4.2), exactly as smtp-source does.
 
 No I/O here: feed the bytes you received to a :class:`ReplyReader` and take
-:class:`Reply` objects out. The rules (see ``docs/smtp-source-3.7.md`` §5.1):
+:class:`Reply` objects out. The rules (see ``docs/smtp-source.md`` §5.1):
 
 * a line ends at LF; CRs right before the LF are dropped, so bare-LF replies
   are accepted; a line longer than :data:`LINE_LIMIT` bytes is cut there and

@@ -1,6 +1,6 @@
 """Server addresses: smtp-source's operand forms and the URL forms used as a Locust host.
 
-smtp-source forms (``docs/smtp-source-3.7.md`` §2), parsed with Postfix's rules
+smtp-source forms (``docs/smtp-source.md`` §2), parsed with Postfix's rules
 and error texts by :func:`parse_source_address`:
 
 * ``unix:PATH``

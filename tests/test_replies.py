@@ -1,4 +1,4 @@
-"""The reply parser: smtp-source's rules (docs/smtp-source-3.7.md §5.1)."""
+"""The reply parser: smtp-source's rules (docs/smtp-source.md §5.1)."""
 
 from __future__ import annotations
 
