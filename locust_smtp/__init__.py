@@ -28,6 +28,7 @@ from ._errors import (
     ReplyError,
     SmtpError,
     SmtpTimeout,
+    SocketError,
     TransientReplyError,
     UnexpectedReplyError,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "SmtpError",
     "SmtpTimeout",
     "SmtpUser",
+    "SocketError",
     "SourceMessage",
     "TransientReplyError",
     "UnexpectedReplyError",

@@ -46,6 +46,11 @@ class ConnectError(SmtpError):
         return f"{type(self).__name__}({self.stage!r}, errno={self.errno})"
 
 
+class SocketError(ConnectError):
+    """No socket could be made (out of file descriptors, ...): smtp-source's ``socket:``
+    error, fatal at once (``-C`` does not retry it)."""
+
+
 class ConnectionLost(SmtpError):
     """The server closed the connection (or it broke) in the middle of a stage."""
 

@@ -120,7 +120,7 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
             run.stdout.flush()
         if not config.quiet and environment.runner is not None:
             request_type = "LMTP" if config.lmtp else "SMTP"
-            print(render(environment.runner.stats, request_type, PROGRAM), file=run.stderr)
+            print(render(environment, request_type, PROGRAM), file=run.stderr)
         environment.process_exit_code = 0 if ok else 1
 
     def on_worker_fatal(environment: Any, msg: Any, **_kwargs: Any) -> None:

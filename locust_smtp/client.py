@@ -38,6 +38,7 @@ from ._errors import (
     ReplyError,
     SmtpError,
     SmtpTimeout,
+    SocketError,
     reply_error,
 )
 from ._extensions import Extensions
@@ -106,6 +107,7 @@ class SmtpClient:
         if lmtp is None:
             lmtp = bool(self.address.lmtp)
         self.lmtp = lmtp
+        self._hub = get_hub()
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.family = family
@@ -120,14 +122,40 @@ class SmtpClient:
         self._reader = ReplyReader()
         self._read_watcher: Any = None
         self._write_watcher: Any = None
-        self._hub = get_hub()
-        self._timer = self._hub.loop.timer(timeout)
-        self._connect_timer: Any = None
         self.bytes_sent = 0
         """Bytes written on this client's connections so far."""
         self.awaiting_end_of_data = False
         """True between writing a message's content and reading its end-of-data replies:
         the server may have taken the message even if we never see the reply."""
+
+    # -- timeouts --------------------------------------------------------------------------
+    #
+    # One libev timer per kind of wait. ``again()`` arms it afresh with the full timeout;
+    # ``start()`` after a ``stop()`` resumes with the time that was left (libev keeps the
+    # remainder). A reply is read with ``again()`` before its first wait and ``start()``
+    # before the others, so the timeout is a deadline for the complete reply; a write or
+    # a connect re-arms it before every wait.
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a complete reply may take, counted from when we start waiting for it;
+        also the limit on every wait for the socket to take more of a write."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._timeout = seconds
+        self._timer = self._hub.loop.timer(seconds, seconds)
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds one connect attempt may take."""
+        return self._connect_timeout
+
+    @connect_timeout.setter
+    def connect_timeout(self, seconds: float) -> None:
+        self._connect_timeout = seconds
+        self._connect_timer = self._hub.loop.timer(seconds, seconds)
 
     # -- connection ------------------------------------------------------------------------
 
@@ -164,7 +192,11 @@ class SmtpClient:
         family, sockaddr = self.resolve()
         # the C-level socket: Locust monkey-patches socket.socket, and its cooperative
         # wrapper would cost a Python layer per send and recv; we do our own waiting
-        sock = _socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = _socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors (EMFILE, ENFILE), memory, ...
+            text = f"socket: {os.strerror(exc.errno or 0)}"
+            raise SocketError(stages.CONNECT, text, exc.errno) from None
         try:
             sock.setblocking(False)
             if self.buffer_size:
@@ -183,8 +215,6 @@ class SmtpClient:
             self._read_watcher = loop.io(sock.fileno(), _READ)
             self._write_watcher = loop.io(sock.fileno(), _WRITE)
             if err in _IN_PROGRESS:
-                if self._connect_timer is None:
-                    self._connect_timer = loop.timer(self.connect_timeout)
                 if self._wait_for(self._write_watcher, self._connect_timer):
                     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 else:
@@ -220,13 +250,14 @@ class SmtpClient:
     # -- I/O -------------------------------------------------------------------------------
 
     def _wait_for(self, watcher: Any, timer: Any) -> bool:
-        """Wait until ``watcher`` fires (True) or ``timer`` does (False).
+        """Wait until ``watcher`` fires (True) or ``timer`` does (False), the timer armed
+        afresh with its full time.
 
         Both watchers switch straight back into this greenlet; stopping them in
         ``finally`` also clears a pending event, so a late one cannot wake us twice."""
         switch = getcurrent().switch
         watcher.start(switch, _READY)
-        timer.start(switch, _TIMED_OUT)
+        timer.again(switch, _TIMED_OUT)
         try:
             result = self._hub.switch()
         finally:
@@ -270,6 +301,7 @@ class SmtpClient:
     def _read_reply(self, stage: str) -> Reply:
         # the hot path of every command: no helper calls between the wait and the parse
         reader = self._reader
+        fresh = True  # the first wait arms the reply's deadline, later ones resume it
         try:
             reply = reader.next_reply() if reader.in_reply else None
             while reply is None:
@@ -279,7 +311,11 @@ class SmtpClient:
                 watcher, timer = self._read_watcher, self._timer
                 switch = getcurrent().switch
                 watcher.start(switch, _READY)
-                timer.start(switch, _TIMED_OUT)
+                if fresh:
+                    timer.again(switch, _TIMED_OUT)
+                    fresh = False
+                else:
+                    timer.start(switch, _TIMED_OUT)
                 try:
                     woke = self._hub.switch()
                 finally:
@@ -480,7 +516,9 @@ class SmtpClient:
         ``message`` besides each of its own stages.
 
         Raises the :class:`ReplyError` that ended it (MAIL refused, every RCPT refused,
-        DATA not answered 354, an end-of-data reply refused) or the I/O error. After a
+        DATA not answered 354, the end-of-data reply refused; for LMTP, every recipient's)
+        or the I/O error. A message that some recipients refused (at RCPT, or in their
+        LMTP end-of-data reply) but others took is a success: see the result. After a
         refused MAIL, RCPT or DATA the server still holds a transaction: call :meth:`rset`
         (or :meth:`close` if the reply was 421/521, when the server hangs up)."""
         start, t0 = time.time(), time.perf_counter()
@@ -506,11 +544,10 @@ class SmtpClient:
             if reply.code != START_MAIL_INPUT:
                 raise self.rejection(stages.DATA, reply)
             replies = self.send_content(payload, len(accepted) if self.lmtp else 1)
-            for reply in replies:
-                if not reply.positive:
-                    raise self.rejection(stages.END_OF_DATA, reply)
-            if len(replies) < (len(accepted) if self.lmtp else 1):
-                raise _lost(stages.END_OF_DATA)
+            if not any(reply.positive for reply in replies):
+                raise self.rejection(stages.END_OF_DATA, replies[0])
+            if replies[-1].code in CLOSING_CODES:  # LMTP: delivered to some, then 421
+                self.close()
         except SmtpError as exc:
             if isinstance(exc, ConnectionLost) or getattr(exc, "code", 0) in CLOSING_CODES:
                 self.close()

@@ -20,6 +20,7 @@ the pool is empty.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from . import stages
+from .outcomes import outcomes_for
 from .pool import MessagePool
 
 if TYPE_CHECKING:
@@ -134,9 +136,12 @@ class MasterPool:
         stats = self.environment.stats
         error = WorkerLost(f"worker {node_id} lost with {count} claimed message(s)")
         request_type = "SMTP"
+        outcomes = outcomes_for(self.environment, request_type)
+        now = time.time()
         for _ in range(count):
             stats.log_request(request_type, stages.MESSAGE, 0, 0)
             stats.log_error(request_type, stages.MESSAGE, error)
+            outcomes.count("failed", now)
 
     def _check(self) -> None:
         if self._stopped or self.granted < self.total:

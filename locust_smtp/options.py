@@ -16,7 +16,7 @@ import gevent
 from locust import events
 from locust.exception import LocustError
 
-from . import webui
+from . import outcomes, webui
 from .pool import MessagePool, get_pool, set_pool
 
 if TYPE_CHECKING:
@@ -149,7 +149,14 @@ def install_pool(environment: Environment, total: int) -> MessagePool:
         runner = environment.runner
         if runner is None:
             return
-        runner.user_greenlets.join()
+        # users end their sessions (QUIT) and stop by themselves once the pool is empty;
+        # users whose tasks send without it never would, so they are stopped after a while
+        if not runner.user_greenlets.join(timeout=USERS_DONE_TIMEOUT) and runner.user_count:
+            logging.getLogger("locust_smtp").warning(
+                "%d user(s) still running after the last of --smtp-messages: stopping them "
+                "(tasks that send with self.client directly should use counted_message())",
+                runner.user_count,
+            )
         if environment.parsed_options is not None and environment.parsed_options.headless:
             runner.quit()
         else:
@@ -188,6 +195,8 @@ def create_pool(environment: Environment, **_kwargs: Any) -> None:
     if old is not None:
         old.close()
     environment.smtp_master_pool = None  # type: ignore[attr-defined]
+    if total and total > 0:
+        _check_user_classes(environment)
     if not total or total <= 0:
         set_pool(environment, None)
     elif isinstance(environment.runner, MasterRunner):
@@ -198,6 +207,20 @@ def create_pool(environment: Environment, **_kwargs: Any) -> None:
         set_pool(environment, WorkerPool(environment))  # type: ignore[arg-type]
     else:
         install_pool(environment, total)
+
+
+def _check_user_classes(environment: Environment) -> None:
+    """Say at the start when a user class cannot take part in --smtp-messages."""
+    from .users import SmtpUser
+
+    others = [cls.__name__ for cls in environment.user_classes if not issubclass(cls, SmtpUser)]
+    if others:
+        logging.getLogger("locust_smtp").warning(
+            "--smtp-messages counts only the messages of SmtpUser classes; %s will not "
+            "stop by themselves and are stopped %.0f s after the last message",
+            ", ".join(others),
+            USERS_DONE_TIMEOUT,
+        )
 
 
 def report_master_pool(environment: Environment, **_kwargs: Any) -> None:
@@ -248,6 +271,8 @@ USERS_DONE_TIMEOUT = 30.0
 
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(outcomes.reset)  # type: ignore[no-untyped-call]
+events.init.add_listener(outcomes.install)  # type: ignore[no-untyped-call]
 events.init.add_listener(register_messages)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(report_master_pool)  # type: ignore[no-untyped-call]
 events.init.add_listener(webui.install_tab)  # type: ignore[no-untyped-call]

@@ -1,6 +1,6 @@
 """smtp-source's command line: options, defaults, validation and error texts.
 
-See ``docs/smtp-source-3.7.md`` §1-§3. Parsing follows glibc ``getopt`` in
+See ``docs/smtp-source.md`` §1-§3. Parsing follows glibc ``getopt`` in
 POSIX mode (options end at the first operand); numbers are read like C
 ``atoi`` (``-m 3x`` is 3, ``-m x`` is 0); each bad value is fatal as soon as
 it is parsed, so the first error on the command line wins.
@@ -20,7 +20,7 @@ from .address import address_literal_problem, hostname_problem
 
 PROGRAM = "locust-smtp"
 SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"
-LONG_OPTIONS = ["timeout=", "quiet", "help"]
+LONG_OPTIONS = ["timeout=", "keep-going", "quiet", "help"]
 USAGE = (
     f"usage: {PROGRAM} -cdLNov -s sess -l msglen -m msgs -C count -M myhostname -f from "
     "-t to -r rcptcount -R delay -w delay host[:port]"
@@ -29,7 +29,7 @@ HELP = f"""\
 {PROGRAM} [options] [inet:]host[:port] [-- locust options]
 {PROGRAM} [options] unix:pathname [-- locust options]
 
-smtp-source's options (docs/smtp-source-3.7.md):
+smtp-source's options (docs/smtp-source.md):
   -4 / -6        IPv4 / IPv6 only          -L             speak LMTP
   -A             go on after rejections    -m count       messages in total (1)
   -c             running counter on stdout -M name        HELO name (hostname)
@@ -42,7 +42,9 @@ smtp-source's options (docs/smtp-source-3.7.md):
   -T size        socket buffer size        -v             show the dialogue on stderr
   -w secs        fixed delay after messages
 Ours:
-  --timeout SECONDS   limit on every read and write (300)
+  --timeout SECONDS   limit on each reply and each write wait (300)
+  --keep-going        count lost connections, timeouts and connect failures as
+                      failed messages and reconnect, instead of a fatal exit
   --quiet             no summary on stderr at the end
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
@@ -100,6 +102,7 @@ class SourceConfig:
     verbose: bool = False
     fixed_delay: int = 0
     timeout: float = 300.0
+    keep_going: bool = False
     quiet: bool = False
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
@@ -205,8 +208,10 @@ def parse_args(argv: list[str]) -> SourceConfig:
                 config.timeout = float(value)
             except ValueError:
                 config.timeout = 0
-            if not config.timeout > 0:
+            if not 0 < config.timeout < 1e9:  # not 0, negative, NaN or infinite
                 raise UsageError(f"fatal: bad timeout: {value}")
+        elif opt == "--keep-going":
+            config.keep_going = True
         elif opt == "--quiet":
             config.quiet = True
         elif opt == "--help":

@@ -22,19 +22,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 import gevent
+from gevent import GreenletExit
 from locust.exception import StopUser
 
 from . import stages
 from ._content import MessageTemplate, message_id_local
 from ._envelope import RecipientNumbers, numbered_recipient
-from ._errors import ConnectError, ReplyError, SmtpError
+from ._errors import ConnectError, ReplyError, SmtpError, SocketError
 from .address import ServerAddress
 from .client import SmtpClient
 from .codes import CLOSING_CODES, START_MAIL_INPUT
 from .distributed import FATAL, WorkerPool
 from .pool import get_pool
 from .source_options import PROGRAM, SourceConfig, printable
-from .users import SmtpUser, reply_stage
+from .users import SmtpUser, UserStopped, reply_stage
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -184,7 +185,12 @@ class SourceUser(SmtpUser):
             if self.client.connected:
                 self.quit_or_fatal()
             raise StopUser()
-        self.delay()
+        try:
+            self.delay()
+        except GreenletExit:
+            pool.release(self.next_number)  # never started: not attempted
+            self.next_number = None
+            raise
 
     def delay(self) -> None:
         config = self.source.config
@@ -197,17 +203,37 @@ class SourceUser(SmtpUser):
     # -- one message -----------------------------------------------------------------------
 
     def one_message(self, number: int) -> None:
+        """Send message ``number`` and report it, whatever happens, exactly once; then QUIT
+        unless -d. Raises SourceFatal for what ends the run."""
+        config = self.source.config
         start, t0 = time.time(), time.perf_counter()
         failure: BaseException | None = None
         try:
             failure = self._message(number)
-        except SmtpError as exc:
-            self._report_message(start, t0, exc)
-            raise SourceFatal(str(exc)) from None
         except SourceFatal as exc:
             self._report_message(start, t0, exc.error or exc)
             raise
+        except SmtpError as exc:  # no reply: connect failure, lost connection, timeout
+            self._report_message(start, t0, exc)
+            if not config.keep_going or isinstance(exc, SocketError):
+                raise SourceFatal(str(exc)) from None
+            self.client.close()
+            self.source.warning(str(exc))
+            self._after_failure(exc)
+            self.connect_attempts_left = config.connect_count  # -C attempts per message
+            return
+        except GreenletExit:
+            stage = stages.END_OF_DATA if self.client.awaiting_end_of_data else stages.MESSAGE
+            self.client.close()
+            self._report_message(start, t0, UserStopped(stage))
+            raise
+        except Exception as exc:  # a bug, or the system refusing something: never silent
+            self._report_message(start, t0, exc)
+            raise SourceFatal(f"unexpected error: {type(exc).__name__}: {exc}") from None
         self._report_message(start, t0, failure)
+        self._after_failure(failure)
+        if not config.keep_connection and self.client.connected:
+            self.quit_or_fatal()
 
     def _report_message(self, start: float, t0: float, failure: BaseException | None) -> None:
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
@@ -221,7 +247,8 @@ class SourceUser(SmtpUser):
         return error
 
     def _message(self, number: int) -> ReplyError | None:
-        """One message; returns the rejection that spoiled it (under -A), else None."""
+        """One message; returns the rejection that spoiled it (under -A), else None: also
+        when some recipients were refused but the message was delivered to the others."""
         client = self.client
         config = self.source.config
         if not client.connected:
@@ -236,19 +263,18 @@ class SourceUser(SmtpUser):
                     if reply.code in CLOSING_CODES:
                         client.close()
                         return error
-        result = self._transaction(number)
-        if not config.keep_connection and client.connected:
-            self.quit_or_fatal()
-        return result
+        return self._transaction(number)
 
     def _connect(self) -> None:
+        if self._reconnect_wait:  # --keep-going, after a failure: back off
+            gevent.sleep(self._reconnect_wait)
         while True:
             try:
                 self.client.open()
                 return
             except ConnectError as exc:
                 self.connect_attempts_left -= 1
-                if self.connect_attempts_left <= 0:
+                if self.connect_attempts_left <= 0 or isinstance(exc, SocketError):
                     raise
                 self.source.warning(str(exc))
                 gevent.sleep(0)
@@ -292,14 +318,16 @@ class SourceUser(SmtpUser):
         replies = client.send_content(
             payload, accepted if config.lmtp else 1, self.source.count_delivery
         )
+        refused: ReplyError | None = None
         for reply in replies:
             if not reply.positive:
                 error = self._reject(stages.END_OF_DATA, reply)
-                first_error = first_error or error
+                refused = refused or error
                 if reply.code in CLOSING_CODES:
                     client.close()
-                    return error
-        return first_error
+                    break
+        # delivered, if only to some recipients, unless every end-of-data reply refused it
+        return None if any(reply.positive for reply in replies) else refused
 
     def _after_rejection(self, reply: Reply, error: ReplyError) -> ReplyError:
         if reply.code in CLOSING_CODES:
@@ -316,10 +344,14 @@ class SourceUser(SmtpUser):
                 self.client.close()
 
     def quit_or_fatal(self) -> None:
-        """QUIT, whatever the reply; a connection lost instead is fatal (as smtp-source)."""
+        """QUIT, whatever the reply; a connection lost instead is fatal (as smtp-source),
+        or with --keep-going a warning (the QUIT row counts it)."""
         try:
             self.client.quit()
         except SmtpError as exc:
+            if self.source.config.keep_going:
+                self.source.warning(str(exc))
+                return
             self.source.fatal(str(exc), self.environment)
             raise StopUser() from None
 

@@ -6,9 +6,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from . import stages
+from .outcomes import Outcomes, outcomes_for
 
 if TYPE_CHECKING:
+    from locust.env import Environment
     from locust.stats import RequestStats
+
+_MAX_SPANS = 5
 
 STAGE_ORDER = [
     stages.CONNECT,
@@ -24,12 +28,6 @@ STAGE_ORDER = [
     stages.QUIT,
     stages.MESSAGE,
 ]
-REJECTIONS = (
-    "TransientReplyError",
-    "PermanentReplyError",
-    "UnexpectedReplyError",
-    "MalformedReply",
-)
 _REPR = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\d.]+)')?")
 
 
@@ -41,23 +39,6 @@ def describe_error(error: Any) -> tuple[str, str]:
         return text, text
     kind, stage, code, enhanced = match.groups()
     return kind, " ".join(part for part in (stage, code, enhanced) if part)
-
-
-def message_outcomes(stats: RequestStats, request_type: str) -> tuple[int, int, int, int]:
-    """(attempted, accepted, rejected, failed) messages."""
-    entry = stats.entries.get((stages.MESSAGE, request_type))
-    if entry is None:
-        return 0, 0, 0, 0
-    rejected = sum(
-        e.occurrences
-        for e in stats.errors.values()
-        if e.name == stages.MESSAGE
-        and e.method == request_type
-        and describe_error(e.error)[0] in REJECTIONS
-    )
-    attempted = entry.num_requests
-    failed = entry.num_failures - rejected
-    return attempted, attempted - entry.num_failures, rejected, failed
 
 
 def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
@@ -73,13 +54,36 @@ def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
     return failures
 
 
-def render(stats: RequestStats, request_type: str, program: str) -> str:
-    attempted, accepted, rejected, failed = message_outcomes(stats, request_type)
+def outcome_lines(outcomes: Outcomes, start_time: float) -> list[str]:
+    """Recipients, and when messages failed (an outage shows as a span of seconds)."""
+    lines = [
+        f"recipients: {outcomes.recipients_accepted} accepted, "
+        f"{outcomes.recipients_refused} refused; "
+        f"{outcomes.partial} messages accepted for only some of their recipients"
+    ]
+    spans = outcomes.outages()
+    if spans:
+        text = ", ".join(
+            f"{first - start_time:.0f}-{last + 1 - start_time:.0f} s: {n}"
+            for first, last, n in spans[:_MAX_SPANS]
+        )
+        more = f" (and {len(spans) - _MAX_SPANS} more spans)" if len(spans) > _MAX_SPANS else ""
+        lines.append(f"failed messages by time since the start: {text}{more}")
+    return lines
+
+
+def render(environment: Environment, request_type: str, program: str) -> str:
+    stats = environment.stats
+    outcomes = outcomes_for(environment, request_type)
     total = stats.total
     elapsed = max((total.last_request_timestamp or total.start_time) - total.start_time, 1e-9)
+    attempted = outcomes.attempted
+    interrupted = f", {outcomes.interrupted} interrupted" if outcomes.interrupted else ""
     lines = [
         f"{program}: {attempted} messages in {elapsed:.2f} s ({attempted / elapsed:.0f}/s): "
-        f"{accepted} accepted, {rejected} rejected, {failed} failed"
+        f"{outcomes.accepted} accepted, {outcomes.rejected} rejected, "
+        f"{outcomes.failed} failed{interrupted}",
+        *outcome_lines(outcomes, total.start_time),
     ]
     rows = [
         (name, stats.entries[(name, request_type)])

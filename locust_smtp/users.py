@@ -17,9 +17,10 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import gevent
 from gevent import GreenletExit, Timeout
 from locust import User, constant
 from locust.exception import LocustError, StopUser
@@ -27,10 +28,11 @@ from locust.exception import LocustError, StopUser
 from . import stages
 from ._content import MessageTemplate, SourceMessage, data_payload, message_id_local
 from ._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
-from ._errors import ReplyError, SmtpError
+from ._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
 from .address import AddressError, ServerAddress, parse_host
 from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from .options import apply_options
+from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 _message_numbers = itertools.count()
 _recipient_numbers = RecipientNumbers()
 _QUIT_ON_STOP_TIMEOUT = 5.0
+_COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
 
 
 class SmtpUser(User):
@@ -82,9 +85,17 @@ class SmtpUser(User):
     lmtp: bool = False
     """Speak LMTP (also implied by an ``lmtp://`` host)."""
     timeout: float = DEFAULT_TIMEOUT
-    """Seconds any one read or write may take before the stage fails with a timeout."""
+    """Seconds a reply may take, from when the user starts waiting for it to its last
+    line, and the limit on every wait while writing; then the stage fails with
+    :class:`~locust_smtp.SmtpTimeout`. Not a total: each reply has the whole of it."""
     connect_timeout: float | None = None
     """Seconds a connect may take; default :attr:`timeout`."""
+    reconnect_delay: float = 0.1
+    """Seconds to wait before connecting again after a connect failure, lost connection
+    or timeout; doubled after each further one, up to :attr:`reconnect_delay_max`, and
+    back to none after a success. 0 reconnects at once."""
+    reconnect_delay_max: float = 2.0
+    """The longest wait before a reconnect."""
 
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
@@ -123,6 +134,11 @@ class SmtpUser(User):
         self._pid = os.getpid()
         self.messages_reported = 0
         """``message`` requests this user has reported (attempted messages)."""
+        self._counting = False
+        self._reconnect_wait = 0.0
+        self._outcomes: Outcomes | None = None
+        self._accepted_in_message = 0
+        self._refused_in_message = 0
 
     # -- configuration hooks ---------------------------------------------------------------
 
@@ -177,8 +193,8 @@ class SmtpUser(User):
         reply: Reply | None,
         exception: BaseException | None,
     ) -> None:
-        if stage == stages.MESSAGE:
-            self.messages_reported += 1
+        if stage in _COUNTED_STAGES:
+            self._count(stage, start_time, response_time, reply, exception)
         self._fire(
             request_type=self.request_type,
             name=stage,
@@ -190,6 +206,37 @@ class SmtpUser(User):
             start_time=start_time,
         )
 
+    def _count(
+        self,
+        stage: str,
+        start_time: float,
+        response_time: float,
+        reply: Reply | None,
+        exception: BaseException | None,
+    ) -> None:
+        """The run's accounting (:mod:`locust_smtp.outcomes`): recipients as their replies
+        come, and each message's outcome when it is reported."""
+        if stage == stages.MESSAGE:
+            self.messages_reported += 1
+            outcome = outcome_of(exception)
+            refused = self._refused_in_message
+            outcomes = self._outcomes
+            if outcomes is None:
+                outcomes = self._outcomes = outcomes_for(self.environment, self.request_type)
+            outcomes.count(outcome, start_time + response_time / 1000.0, refused > 0)
+            if outcome == "accepted":
+                outcomes.recipients_accepted += self._accepted_in_message
+            outcomes.recipients_refused += refused
+            self._accepted_in_message = self._refused_in_message = 0
+        elif reply is not None:  # a RCPT reply, or an end-of-data reply
+            lmtp = self.request_type == "LMTP"
+            if exception is None:
+                # a recipient counts as accepted at RCPT (SMTP), or when delivered (LMTP)
+                if (stage == stages.END_OF_DATA) == lmtp:
+                    self._accepted_in_message += 1
+            elif stage == stages.RCPT or lmtp:
+                self._refused_in_message += 1
+
     # -- sending ---------------------------------------------------------------------------
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -199,13 +246,65 @@ class SmtpUser(User):
         own = [t for t in cls.tasks if t is not send_one_message]
         cls.tasks = own or [send_one_message]
 
-    def send_message(self, number: int | None = None) -> MailResult | None:
+    @contextlib.contextmanager
+    def counted_message(self) -> Iterator[int | None]:
+        """One message of the run's exact count (``--smtp-messages``), around the code
+        that sends it; yields its number for the Message-Id (None when the run has no
+        count, or inside another ``counted_message``: nested uses count once).
+
+        It claims the message from the pool first; when none is left, it ends the
+        session (QUIT) and stops the user (:class:`~locust.exception.StopUser`). However
+        the block ends, the message is accounted for once: attempted (finished), or given
+        back for another user to send if this user was stopped before the message went
+        out. An unexpected exception in the block that left the message unreported is
+        reported as a failed ``message``.
+
+        :meth:`send_message`, :meth:`send_raw_message` and :meth:`send_transaction` use
+        it already: wrap your own code in it only when a task drives :attr:`client`
+        directly."""
+        pool = get_pool(self.environment)
+        if pool is None or self._counting:
+            yield None
+            return
+        number = pool.claim()
+        if number is None:
+            self.end_session()
+            raise StopUser()
+        self._counting = True
+        reported = self.messages_reported
+        start, t0 = time.time(), time.perf_counter()
+        try:
+            yield number
+        except GreenletExit:
+            if self.messages_reported != reported:
+                pool.finish()  # done; stopped while saying QUIT
+            elif self.client.awaiting_end_of_data:
+                # stopped after the content went out: the server may have it; never resend
+                self.report_stopped_message()
+                pool.finish()
+            else:
+                pool.release(number)  # stopped before the message went out
+            raise
+        except BaseException as exc:
+            if self.messages_reported == reported and not isinstance(exc, StopUser):
+                self.client.close()
+                self._on_stage(
+                    stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, exc
+                )
+            pool.finish()
+            raise
+        finally:
+            self._counting = False
+        pool.finish()
+
+    def send_message(self) -> MailResult | None:
         """Send the configured message (a new connection first if there is none)."""
-        # the Message-Id shows the socket's fd, so connect before rendering
-        if not self.client.connected and not self.open_session():
-            return None
-        payload = self.template.render(self.message_id(number))
-        return self.send_transaction(self.envelope_sender, self.recipients(), payload)
+        with self.counted_message() as number:
+            # the Message-Id shows the socket's fd, so connect before rendering
+            if not self.client.connected and not self.open_session():
+                return None
+            payload = self.template.render(self.message_id(number))
+            return self.send_transaction(self.envelope_sender, self.recipients(), payload)
 
     def send_raw_message(
         self, sender: str, recipients: Sequence[str], message: bytes
@@ -215,8 +314,14 @@ class SmtpUser(User):
 
     def open_session(self) -> bool:
         """Connect, read the greeting and say HELO/EHLO/LHLO. On failure the ``message``
-        stage is reported failed (the message was attempted) and False returned."""
+        stage is reported failed (the message was attempted) and False returned.
+
+        After a connect failure, lost connection or timeout, the next connect waits
+        :attr:`reconnect_delay`, doubled after every further failure up to
+        :attr:`reconnect_delay_max`, so that a server that is down is not hammered."""
         client = self.client
+        if self._reconnect_wait:
+            gevent.sleep(self._reconnect_wait)
         start, t0 = time.time(), time.perf_counter()
         failure: BaseException | None = None
         try:
@@ -232,8 +337,18 @@ class SmtpUser(User):
         if failure is None:
             return True
         self.end_session()
+        self._after_failure(failure)
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
         return False
+
+    def _after_failure(self, failure: BaseException | None) -> None:
+        """Lengthen the wait before the next connect after a failure with no reply."""
+        if isinstance(failure, (ConnectError, ConnectionLost, SmtpTimeout)):
+            self._reconnect_wait = min(
+                max(self._reconnect_wait * 2, self.reconnect_delay), self.reconnect_delay_max
+            )
+        else:
+            self._reconnect_wait = 0.0
 
     def send_transaction(
         self, sender: str, recipients: Sequence[str], payload: bytes
@@ -242,21 +357,26 @@ class SmtpUser(User):
         ``.`` line). Reports every stage and the ``message``; after a rejection the
         connection is reset (RSET) or, after 421/521, dropped, and the next message goes
         on. Returns None when the message failed."""
-        client = self.client
-        if not client.connected and not self.open_session():
-            return None
-        result: MailResult | None = None
-        try:
-            result = client.send_mail(sender, recipients, payload)
-        except ReplyError as exc:
-            # send_mail has already dropped the connection after 421/521
-            if client.connected and exc.stage != stages.END_OF_DATA:
-                self._reset()
-        except SmtpError:
-            client.close()
-        if not self.reuse_connection:
-            self.end_session()
-        return result
+        with self.counted_message():
+            client = self.client
+            if not client.connected and not self.open_session():
+                return None
+            result: MailResult | None = None
+            failure: SmtpError | None = None
+            try:
+                result = client.send_mail(sender, recipients, payload)
+            except ReplyError as exc:
+                failure = exc
+                # send_mail has already dropped the connection after 421/521
+                if client.connected and exc.stage != stages.END_OF_DATA:
+                    self._reset()
+            except SmtpError as exc:
+                failure = exc
+                client.close()
+            self._after_failure(failure)
+            if not self.reuse_connection:
+                self.end_session()
+            return result
 
     def _reset(self) -> None:
         try:
@@ -267,7 +387,8 @@ class SmtpUser(User):
             self.client.close()
 
     def report_stopped_message(self) -> None:
-        """A failed ``message``: the user was stopped waiting for its end-of-data reply."""
+        """A ``message`` in flight when the user was stopped after its content went out
+        (the server may have it): reported as failed with :class:`UserStopped`."""
         self.client.awaiting_end_of_data = False
         self._on_stage(stages.MESSAGE, time.time(), 0.0, 0, None, UserStopped(stages.END_OF_DATA))
 
@@ -288,7 +409,8 @@ class SmtpUser(User):
 
 
 class UserStopped(SmtpError):
-    """The user was stopped (ramp-down, end of test) in the middle of a stage."""
+    """The user was stopped (ramp-down, end of test, a signal) in the middle of a message:
+    counted as *interrupted*, not failed."""
 
     def __init__(self, stage: str) -> None:
         super().__init__(stage, f"user stopped while {stages.CONTEXT[stage]}")
@@ -298,31 +420,7 @@ def send_one_message(user: SmtpUser) -> None:
     """The default task of a user class that defines none: one message, claimed from the
     run's message pool when it has one (``--smtp-messages``); when the pool is empty the
     user ends its session (QUIT) and stops."""
-    pool = get_pool(user.environment)
-    if pool is None:
-        user.send_message()
-        return
-    number = pool.claim()
-    if number is None:
-        user.end_session()
-        raise StopUser()
-    reported = user.messages_reported
-    try:
-        user.send_message(number)
-    except GreenletExit:
-        if user.messages_reported != reported:
-            pool.finish()  # done; stopped while saying QUIT
-        elif user.client.awaiting_end_of_data:
-            # stopped after the content went out: the server may have it; never resend
-            user.report_stopped_message()
-            pool.finish()
-        else:
-            pool.release(number)  # stopped before the message went out: another user sends it
-        raise
-    except BaseException:
-        pool.finish()
-        raise
-    pool.finish()
+    user.send_message()
 
 
 def reply_stage(command: str) -> str:

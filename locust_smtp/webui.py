@@ -15,26 +15,25 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from . import stages
-from .summary import failures_by_stage, message_outcomes
+from .outcomes import outcomes_for, outcomes_of
+from .summary import failures_by_stage
 
 if TYPE_CHECKING:
     from locust.env import Environment
-    from locust.stats import RequestStats
 
 TAB_KEY = "smtp"
 REQUEST_TYPES = ("SMTP", "LMTP")
 
 
-def smtp_figures(stats: RequestStats) -> list[dict[str, Any]]:
+def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
     """Rows of (metric, value) for the tab and the CSV file."""
+    stats = environment.stats
+    outcomes_table = outcomes_of(environment)
     rows: list[dict[str, Any]] = []
     for request_type in REQUEST_TYPES:
-        if (stages.MESSAGE, request_type) not in stats.entries and (
-            stages.RCPT,
-            request_type,
-        ) not in stats.entries:
+        if request_type not in outcomes_table and (stages.RCPT, request_type) not in stats.entries:
             continue
-        attempted, accepted, rejected, failed = message_outcomes(stats, request_type)
+        outcomes = outcomes_for(environment, request_type)
         rcpt = stats.entries.get((stages.RCPT, request_type))
         per_second = whole_run = 0.0
         if rcpt is not None:
@@ -42,30 +41,36 @@ def smtp_figures(stats: RequestStats) -> list[dict[str, Any]]:
             elapsed = (rcpt.last_request_timestamp or rcpt.start_time) - rcpt.start_time
             if elapsed > 0:
                 whole_run = (rcpt.num_requests - rcpt.num_failures) / elapsed
-        rows += [
-            {"metric": f"{request_type} messages attempted", "value": attempted},
-            {"metric": f"{request_type} messages accepted", "value": accepted},
-            {"metric": f"{request_type} messages rejected", "value": rejected},
-            {"metric": f"{request_type} messages failed", "value": failed},
-            {"metric": f"{request_type} recipients accepted/s", "value": round(per_second, 1)},
-            {
-                "metric": f"{request_type} recipients accepted/s, whole run",
-                "value": round(whole_run, 1),
-            },
+        figures = [
+            ("messages attempted", outcomes.attempted),
+            ("messages accepted", outcomes.accepted),
+            ("messages partly accepted (some recipients refused)", outcomes.partial),
+            ("messages rejected", outcomes.rejected),
+            ("messages failed", outcomes.failed),
+            ("messages interrupted", outcomes.interrupted),
+            ("recipients accepted", outcomes.recipients_accepted),
+            ("recipients refused", outcomes.recipients_refused),
+            ("recipients accepted/s", round(per_second, 1)),
+            ("recipients accepted/s, whole run", round(whole_run, 1)),
         ]
-        failures = failures_by_stage(stats, request_type)
-        rows += [
-            {"metric": f"{request_type} failures {key}", "value": count}
-            for key, count in sorted(failures.items())
+        figures += [
+            (f"failures {key}", count)
+            for key, count in sorted(failures_by_stage(stats, request_type).items())
         ]
+        start = stats.total.start_time
+        figures += [
+            (f"failed messages {first - start:.0f}-{last + 1 - start:.0f} s", n)
+            for first, last, n in outcomes.outages()
+        ]
+        rows += [{"metric": f"{request_type} {name}", "value": value} for name, value in figures]
     return rows
 
 
-def figures_csv(stats: RequestStats) -> str:
+def figures_csv(environment: Environment) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["Metric", "Value"])
-    for row in smtp_figures(stats):
+    for row in smtp_figures(environment):
         writer.writerow([row["metric"], row["value"]])
     return out.getvalue()
 
@@ -97,13 +102,13 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
         if request.path == "/stats/report" and response.status_code == 200:
             # the report the UI offers for download: the same SMTP table as --html's
             page = response.get_data(as_text=True)
-            response.set_data(with_smtp_section(page, environment.runner.stats))
+            response.set_data(with_smtp_section(page, environment))
             return response
         if request.path != "/stats/requests":
             return response
         data = response.json
         if isinstance(data, dict):
-            figures = smtp_figures(environment.runner.stats)
+            figures = smtp_figures(environment)
             data["extended_stats"] = [{"key": TAB_KEY, "data": figures}]
             response.set_data(json.dumps(data))
         return response
@@ -111,7 +116,7 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
     @web_ui.app.route("/smtp/csv")  # type: ignore[untyped-decorator]
     def smtp_csv() -> Any:
         assert environment.runner is not None
-        response = make_response(figures_csv(environment.runner.stats))
+        response = make_response(figures_csv(environment))
         response.headers["Content-Type"] = "text/csv"
         response.headers["Content-Disposition"] = "attachment;filename=smtp.csv"
         return response
@@ -130,7 +135,7 @@ def write_csv(environment: Environment, **_kwargs: Any) -> None:
     if not prefix or runner is None or isinstance(runner, WorkerRunner):
         return
     with open(f"{prefix}_smtp.csv", "w", newline="") as f:
-        f.write(figures_csv(runner.stats))
+        f.write(figures_csv(environment))
     locust_csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
     for suffix, columns, rows in (
         ("stats", locust_csv.requests_csv_columns, locust_csv._requests_data_rows),
@@ -142,7 +147,7 @@ def write_csv(environment: Environment, **_kwargs: Any) -> None:
             rows(writer)
 
 
-def with_smtp_section(report: str, stats: RequestStats) -> str:
+def with_smtp_section(report: str, environment: Environment) -> str:
     """Locust's HTML ``report`` with the SMTP figures added as a table of their own (the
     report cannot show the SMTP tab)."""
     end = report.rfind("</body>")
@@ -151,7 +156,7 @@ def with_smtp_section(report: str, stats: RequestStats) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(str(row['metric']))}</td>"
         f"<td>{html.escape(str(row['value']))}</td></tr>"
-        for row in smtp_figures(stats)
+        for row in smtp_figures(environment)
     )
     section = (
         '<section id="smtp-figures" style="font-family: sans-serif; margin: 2em">'
@@ -176,4 +181,4 @@ def add_to_html_report(environment: Environment, **_kwargs: Any) -> None:
     except OSError:
         return
     with open(path, "w", encoding="utf-8") as f:
-        f.write(with_smtp_section(report, runner.stats))
+        f.write(with_smtp_section(report, environment))

@@ -249,7 +249,7 @@ def test_smtp_tab_figures_group_failures_by_stage_and_code() -> None:
 
     with smtp_sink("-f", "rcpt") as address:
         env = run_users(limited(SmtpUser, 7, host=address, reuse_connection=True), users=1)
-    figures = {row["metric"]: row["value"] for row in smtp_figures(env.stats)}
+    figures = {row["metric"]: row["value"] for row in smtp_figures(env)}
     assert figures["SMTP messages attempted"] == 7
     assert figures["SMTP messages rejected"] == 7
     assert figures["SMTP messages accepted"] == 0
