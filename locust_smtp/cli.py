@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from .source_session import SourceRun, set_current_run
 
 LOCUSTFILE = Path(__file__).with_name("source_locustfile.py")
 SPAWN_AT_ONCE = 10_000  # users per second: every session starts at once
+FILES_RESERVED = 64  # open files Locust and Python need besides the sessions' sockets
+WORKERS_STOP_TIMEOUT = 5.0
 
 
 def prepare_run(config: SourceConfig) -> SourceRun:
@@ -75,6 +79,11 @@ def _configure_logging(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.ERROR)
+    # Locust logs this when a session that just ended (a fatal stops the run at that
+    # moment) is still listed among the running users; it is skipped, nothing is wrong
+    logging.getLogger("locust.runners").addFilter(
+        lambda record: "didn't have proper args" not in record.getMessage()
+    )
 
 
 def _locust_argv(config: SourceConfig) -> list[str]:
@@ -97,31 +106,69 @@ def _locust_argv(config: SourceConfig) -> list[str]:
     ]
 
 
+def raise_file_limit(sessions: int, stderr: Any = sys.stderr) -> None:
+    """Raise the soft open-file limit to the hard one, and say at the start when ``-s``
+    sessions (one socket each, besides Locust's own) cannot fit in it."""
+    try:
+        import resource
+    except ImportError:  # not on this system
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < 256:
+        # smtp-source's event loop says this of any limit below 256
+        print(f"{PROGRAM}: warning: could allocate space for only {soft} open files", file=stderr)
+    need = sessions + FILES_RESERVED
+    if soft != resource.RLIM_INFINITY and need > soft:
+        print(
+            f"{PROGRAM}: warning: {sessions} sessions need about {need} open files, but the "
+            f"limit is {soft}: connects beyond it fail with 'socket: Too many open files' "
+            "(raise the limit with ulimit -n)",
+            file=stderr,
+            flush=True,
+        )
+
+
 def run_locust(config: SourceConfig, run: SourceRun) -> int:
     import gevent
     import locust.main
     from locust import events
-    from locust.runners import WorkerRunner
+    from locust.runners import MasterRunner, WorkerRunner
 
     from .summary import render
 
     reported: list[bool] = []
+    interrupted: list[int] = []  # the signal that stopped the run, if one did
 
     def on_quitting(environment: Any, **_kwargs: Any) -> None:
+        runner = environment.runner
         ok = run.failed is None
-        if isinstance(environment.runner, WorkerRunner):
+        if isinstance(runner, WorkerRunner):
             environment.process_exit_code = 0 if ok else 1
             return
         if reported:  # Locust may quit twice (a worker's error, then the shutdown)
             return
         reported.append(True)
-        if config.counter and ok:
+        if interrupted and runner is not None:
+            # SIGTERM reaches here with the sessions still running: stop them first, so
+            # that the messages in flight are counted (as interrupted)
+            runner.stop()
+            if isinstance(runner, MasterRunner):
+                _wait_for_workers(runner)
+        if config.counter and ok and not interrupted:
             run.stdout.write("\n")
             run.stdout.flush()
-        if not config.quiet and environment.runner is not None:
+        if not config.quiet and runner is not None:
             request_type = "LMTP" if config.lmtp else "SMTP"
             print(render(environment, request_type, PROGRAM), file=run.stderr)
-        environment.process_exit_code = 0 if ok else 1
+        environment.process_exit_code = (
+            1 if not ok else (128 + interrupted[0] if interrupted else 0)
+        )
 
     def on_worker_fatal(environment: Any, msg: Any, **_kwargs: Any) -> None:
         if run.failed is None:
@@ -137,23 +184,60 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
             # one -c counter for the run, as smtp-source's: the master prints it
             run.forward_delivery = lambda: runner.send_message(DELIVERED, None)
 
+        def on_sigint() -> None:
+            # instead of a KeyboardInterrupt (and its line on stderr): stop, then report
+            if interrupted:  # a second ^C: do not wait any longer
+                os._exit(128 + signal.SIGINT)
+            interrupted.append(signal.SIGINT)
+            gevent.spawn(runner.quit)
+
+        gevent.signal_handler(signal.SIGINT, on_sigint)
+
+    def recording_signal_handler(signum: int, handler: Any, *args: Any, **kwargs: Any) -> Any:
+        # Locust's own SIGTERM handler shuts down at once; note the signal first
+        if signum == signal.SIGTERM:
+            inner = handler
+
+            def handler(*a: Any, **kw: Any) -> Any:
+                if not interrupted:
+                    interrupted.append(signal.SIGTERM)
+                return inner(*a, **kw)
+
+        return install_signal_handler(signum, handler, *args, **kwargs)
+
+    install_signal_handler = gevent.signal_handler
     MASTER_HANDLERS.extend([(FATAL, on_worker_fatal), (DELIVERED, on_worker_delivered)])
     events.init.add_listener(on_init)  # type: ignore[no-untyped-call]
     events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
     _configure_logging(config.verbose)
+    raise_file_limit(config.sessions, run.stderr)
     saved_argv = sys.argv
     sys.argv = _locust_argv(config)
+    gevent.signal_handler = recording_signal_handler
     try:
         locust.main.main()  # type: ignore[no-untyped-call]
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
+        gevent.signal_handler = install_signal_handler
         sys.argv = saved_argv
         events.quitting.remove_listener(on_quitting)  # type: ignore[no-untyped-call]
         events.init.remove_listener(on_init)  # type: ignore[no-untyped-call]
         MASTER_HANDLERS.clear()
     return 0
+
+
+def _wait_for_workers(runner: Any, timeout: float = WORKERS_STOP_TIMEOUT) -> None:
+    """After a stop, give the workers a moment to send their last statistics."""
+    import gevent
+    from locust.runners import STATE_MISSING, STATE_STOPPED
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        client.state not in (STATE_STOPPED, STATE_MISSING) for client in runner.clients.values()
+    ):
+        gevent.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,8 @@ class SourceFatal(Exception):
     def __init__(self, message: str, error: ReplyError | None = None) -> None:
         super().__init__(message)
         self.error = error
+        self.delivered = False
+        """The message was delivered to some recipients (LMTP) before the fatal reply."""
 
 
 @dataclass
@@ -211,7 +213,7 @@ class SourceUser(SmtpUser):
         try:
             failure = self._message(number)
         except SourceFatal as exc:
-            self._report_message(start, t0, exc.error or exc)
+            self._report_message(start, t0, None if exc.delivered else (exc.error or exc))
             raise
         except SmtpError as exc:  # no reply: connect failure, lost connection, timeout
             self._report_message(start, t0, exc)
@@ -321,7 +323,11 @@ class SourceUser(SmtpUser):
         refused: ReplyError | None = None
         for reply in replies:
             if not reply.positive:
-                error = self._reject(stages.END_OF_DATA, reply)
+                try:
+                    error = self._reject(stages.END_OF_DATA, reply)
+                except SourceFatal as fatal:
+                    fatal.delivered = any(reply.positive for reply in replies)
+                    raise
                 refused = refused or error
                 if reply.code in CLOSING_CODES:
                     client.close()

@@ -63,9 +63,9 @@ def outcome_lines(outcomes: Outcomes, start_time: float) -> list[str]:
     ]
     spans = outcomes.outages()
     if spans:
+        zero = int(start_time)
         text = ", ".join(
-            f"{first - start_time:.0f}-{last + 1 - start_time:.0f} s: {n}"
-            for first, last, n in spans[:_MAX_SPANS]
+            f"{first - zero}-{last + 1 - zero} s: {n}" for first, last, n in spans[:_MAX_SPANS]
         )
         more = f" (and {len(spans) - _MAX_SPANS} more spans)" if len(spans) > _MAX_SPANS else ""
         lines.append(f"failed messages by time since the start: {text}{more}")

@@ -57,9 +57,9 @@ def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
             (f"failures {key}", count)
             for key, count in sorted(failures_by_stage(stats, request_type).items())
         ]
-        start = stats.total.start_time
+        zero = int(stats.total.start_time)
         figures += [
-            (f"failed messages {first - start:.0f}-{last + 1 - start:.0f} s", n)
+            (f"failed messages {first - zero}-{last + 1 - zero} s", n)
             for first, last, n in outcomes.outages()
         ]
         rows += [{"metric": f"{request_type} {name}", "value": value} for name, value in figures]
