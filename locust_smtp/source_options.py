@@ -70,9 +70,14 @@ def printable(text: str) -> str:
 
 
 def atoi(text: str) -> int:
-    """C ``atoi``: leading whitespace and sign, digits, anything after ignored; else 0."""
+    """glibc's ``atoi``: leading whitespace and sign, digits, anything after ignored, else
+    0; the value is ``(int) strtol(...)``: clamped to a 64-bit long, then its low 32 bits
+    as a C int (``-m 4294967296`` is 0, ``-T 4294967297`` is 1)."""
     match = _ATOI.match(text)
-    return int(match.group(1)) if match else 0
+    if match is None:
+        return 0
+    value = max(-(2**63), min(int(match.group(1)), 2**63 - 1))
+    return (value + 2**31) % 2**32 - 2**31
 
 
 @dataclass

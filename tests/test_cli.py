@@ -193,6 +193,10 @@ def test_help() -> None:
 
 def test_atoi_is_c_atoi() -> None:
     assert [atoi(s) for s in ["3x", " 42", "+7", "-1", "x", "", "0x10"]] == [3, 42, 7, -1, 0, 0, 0]
+    # an int, as in C: 2**31 wraps negative, 2**32 is 0, past a long it saturates
+    assert [atoi(s) for s in ["2147483648", "4294967296", "4294967297", "9" * 30]] == [
+        -(2**31), 0, 1, -1,
+    ]  # fmt: skip
 
 
 def test_options_stop_at_the_operand_and_last_value_wins() -> None:

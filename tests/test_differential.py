@@ -291,6 +291,8 @@ def test_connect_refused_with_retries(tmp_path: Path) -> None:
 
 BAD_ARGUMENTS = [
     ["-m", "0", "h"],
+    ["-m", "4294967296", "h"],  # C int: wraps to 0
+    ["-T", "2147483648", "h"],  # wraps negative
     ["-m", "x", "h"],
     ["-m", "-1", "h"],
     ["-s", "0", "h"],
