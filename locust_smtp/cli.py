@@ -178,7 +178,18 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
     def on_worker_delivered(environment: Any, msg: Any, **_kwargs: Any) -> None:
         run.count_delivery()
 
+    environments: list[Any] = []
+
+    def interrupt(environment: Any, signum: int) -> None:
+        interrupted.append(signum)
+        # the workers stop too; messages they were granted but never started are not
+        # lost with a worker: they were never attempted
+        master_pool = getattr(environment, "smtp_master_pool", None)
+        if master_pool is not None:
+            master_pool.close()
+
     def on_init(environment: Any, **_kwargs: Any) -> None:
+        environments.append(environment)
         runner = environment.runner
         if isinstance(runner, WorkerRunner):
             # one -c counter for the run, as smtp-source's: the master prints it
@@ -188,9 +199,15 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
             # instead of a KeyboardInterrupt (and its line on stderr): stop, then report
             if interrupted:  # a second ^C: do not wait any longer
                 os._exit(128 + signal.SIGINT)
-            interrupted.append(signal.SIGINT)
-            gevent.spawn(runner.quit)
+            interrupt(environment, signal.SIGINT)
+            if not forked_worker:
+                gevent.spawn(runner.quit)
 
+        # a --processes child gets the terminal's ^C too; its master stops it, so that
+        # its messages in flight are reported (as interrupted) before it goes
+        forked_worker = isinstance(runner, WorkerRunner) and bool(
+            getattr(environment.parsed_options, "processes", None)
+        )
         gevent.signal_handler(signal.SIGINT, on_sigint)
 
     def recording_signal_handler(signum: int, handler: Any, *args: Any, **kwargs: Any) -> Any:
@@ -199,8 +216,8 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
             inner = handler
 
             def handler(*a: Any, **kw: Any) -> Any:
-                if not interrupted:
-                    interrupted.append(signal.SIGTERM)
+                if not interrupted and environments:
+                    interrupt(environments[0], signal.SIGTERM)
                 return inner(*a, **kw)
 
         return install_signal_handler(signum, handler, *args, **kwargs)

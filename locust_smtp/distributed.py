@@ -91,9 +91,13 @@ class MasterPool:
         return self._numbers.claimed
 
     def on_done(self, environment: Environment, msg: Any) -> None:
-        n = int(msg.data.get("n", 0))
+        self.count_done(msg.node_id, int(msg.data.get("n", 0)))
+
+    def count_done(self, node_id: str, n: int) -> None:
+        """Worker ``node_id`` attempted ``n`` more of its messages (``smtp_done``, or its
+        statistics report)."""
         self.finished += n
-        self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - n
+        self.outstanding[node_id] = self.outstanding.get(node_id, 0) - n
         self._check()
 
     def on_idle(self, environment: Environment, msg: Any) -> None:
@@ -237,14 +241,26 @@ class WorkerPool:
         if self._flush is None:
             self._flush = gevent.spawn_later(DONE_DELAY, self._report_done)
 
-    def _report_done(self) -> None:
+    def _take_done(self) -> int:
         done, self._done = self._done, 0
         if self._flush is not None and self._flush is not gevent.getcurrent():
             self._flush.kill(block=False)
         self._flush = None
+        return done
+
+    def _report_done(self) -> None:
+        done = self._take_done()
         if done:
             runner: Any = self.environment.runner
             runner.send_message(DONE, {"n": done})
+
+    def report_done_into(self, data: dict[str, Any]) -> None:
+        """Add the finished messages not reported yet to a statistics report (Locust sends
+        one as a worker quits, after its users were stopped, where a batched
+        ``smtp_done`` would come too late: the master would count them lost)."""
+        done = self._take_done()
+        if done:
+            data[DONE] = done
 
     def release(self, number: int) -> None:
         runner: Any = self.environment.runner

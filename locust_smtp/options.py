@@ -252,7 +252,18 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
         if isinstance(pool, distributed.WorkerPool):
             pool.on_grant(environment, msg)
 
+    def done_to_master(data: dict[str, Any], **_kw: Any) -> None:
+        pool = get_pool(environment)
+        if isinstance(pool, distributed.WorkerPool):
+            pool.report_done_into(data)
+
+    def done_from_worker(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+        pool = getattr(environment, "smtp_master_pool", None)
+        if pool is not None and data.get(distributed.DONE):
+            pool.count_done(client_id, int(data[distributed.DONE]))
+
     if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(done_from_worker)  # type: ignore[no-untyped-call]
         runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
         runner.register_message(distributed.DONE, to_master_pool("on_done"))
         runner.register_message(distributed.RELEASE, to_master_pool("on_release"))
@@ -260,6 +271,7 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
         for name, handler in MASTER_HANDLERS:
             runner.register_message(name, handler)
     elif isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(done_to_master)  # type: ignore[no-untyped-call]
         runner.register_message(distributed.GRANT, to_worker_pool)
 
 

@@ -12,6 +12,7 @@ put to the real binary and its exit status and diagnostics must be ours.
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import signal
@@ -444,6 +445,16 @@ def test_black_holed_connect_times_out(keep_going: bool) -> None:
         assert summary.elapsed <= TIMEOUT + 1
 
 
+def spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*LOCUST_SMTP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc: subprocess.Popen[bytes], limit: float = 60) -> tuple[bytes, str]:
+    """Wait for the run to end (cooperatively: the server lives in this process)."""
+    stdout, stderr = proc.communicate(timeout=limit)
+    return stdout, stderr.decode()
+
+
 def wait_for(condition: object, limit: float = 20) -> None:
     deadline = time.monotonic() + limit
     while not condition():  # type: ignore[operator]
@@ -453,20 +464,13 @@ def wait_for(condition: object, limit: float = 20) -> None:
 
 def test_keep_going_survives_a_server_restart() -> None:
     with fault_server(delay=0.002) as server:
-        proc = subprocess.Popen(
-            [*LOCUST_SMTP, "--keep-going", "-s", "2", "-d", "-m", "400", server.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = spawn("--keep-going", "-s", "2", "-d", "-m", "400", server.address)
         wait_for(lambda: server.messages >= 50)
         server.stop()  # killed: every connection dropped, new ones refused
-        gevent.sleep(1.0)
+        gevent.sleep(1.0)  # an outage of a second
         before = server.messages
         server.start()
-        while proc.poll() is None:
-            gevent.sleep(0.05)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = finish(proc)
     assert proc.returncode == 0, stderr
     summary = summary_of(stderr)
     assert summary.attempted == 400 and summary.rejected == 0 and summary.interrupted == 0
@@ -488,17 +492,10 @@ def test_keep_going_survives_a_server_restart() -> None:
 
 def test_without_keep_going_a_server_restart_is_fatal() -> None:
     with fault_server(delay=0.002) as server:
-        proc = subprocess.Popen(
-            [*LOCUST_SMTP, "-s", "2", "-d", "-m", "400", server.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = spawn("-s", "2", "-d", "-m", "400", server.address)
         wait_for(lambda: server.messages >= 20)
         server.stop()
-        while proc.poll() is None:
-            gevent.sleep(0.05)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = finish(proc)
     assert proc.returncode == 1
     assert len(diagnostics(stderr, "locust-smtp")) == 1
     assert diagnostics(stderr, "locust-smtp")[0].startswith(f"{FATAL}lost connection while ")
@@ -509,19 +506,10 @@ def test_without_keep_going_a_server_restart_is_fatal() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_run_with_its_status_and_a_summary(signum: int) -> None:
     with fault_server(delay=0.01) as server:
-        proc = subprocess.Popen(
-            [*LOCUST_SMTP, "-c", "-s", "3", "-m", "100000", server.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = spawn("-c", "-s", "3", "-m", "100000", server.address)
         wait_for(lambda: server.messages >= 10)
         proc.send_signal(signum)
-        t0 = time.monotonic()
-        while proc.poll() is None:
-            assert time.monotonic() - t0 < 10, "did not stop promptly"
-            gevent.sleep(0.02)
-        stdout, err = proc.communicate(timeout=10)
-    stderr = err.decode()
+        stdout, stderr = finish(proc, limit=10)  # promptly
     assert proc.returncode == 128 + signum
     assert "KeyboardInterrupt" not in stderr and "Traceback" not in stderr
     summary = summary_of(stderr)
@@ -567,3 +555,23 @@ def test_out_of_file_descriptors_is_a_clear_fatal_as_in_smtp_source() -> None:
     summary = summary_of(proc.stderr)
     assert summary.failed >= 1
     assert "connect (SocketError)" in proc.stderr
+
+
+def test_a_signal_to_a_run_with_processes_counts_the_workers_messages_once() -> None:
+    # ^C in a terminal signals the whole process group: the master and its workers
+    with fault_server(delay=0.01) as server:
+        proc = subprocess.Popen(
+            [*LOCUST_SMTP, "-s", "4", "-m", "100000", server.address, "--", "--processes", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        wait_for(lambda: server.messages >= 20)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = finish(proc, limit=20)
+    assert proc.returncode == 130, stderr
+    summary = summary_of(stderr)
+    # one connection per message: every attempt is one connection, counted once
+    assert summary.attempted == server.connections, stderr
+    assert summary.failed == summary.rejected == 0
+    assert summary.accepted <= server.messages <= summary.accepted + summary.interrupted
