@@ -285,8 +285,14 @@ class SmtpUser(User):
             else:
                 pool.release(number)  # stopped before the message went out
             raise
+        except StopUser:
+            if self.messages_reported == reported:
+                pool.release(number)  # the task stopped the user before sending anything
+            else:
+                pool.finish()
+            raise
         except BaseException as exc:
-            if self.messages_reported == reported and not isinstance(exc, StopUser):
+            if self.messages_reported == reported:
                 self.client.close()
                 self._on_stage(
                     stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, exc

@@ -248,3 +248,20 @@ def test_a_class_that_cannot_take_part_in_the_count_is_named_at_the_start(
     with caplog.at_level(logging.WARNING, logger="locust_smtp"):
         _check_user_classes(Environment(user_classes=[Mail, Other]))
     assert "SmtpUser classes; Other will not stop by themselves" in caplog.text
+
+
+def test_an_unexpected_error_in_a_task_is_a_counted_failure() -> None:
+    class Buggy(SmtpUser):
+        @task
+        def buggy(self) -> None:
+            with self.counted_message():
+                raise ValueError("a bug in the locustfile")
+
+    with fault_server() as server:
+        Buggy.host = server.address
+        env = run_pool(Buggy, users=2, messages=10)
+    outcomes = outcomes_for(env, "SMTP")
+    assert (outcomes.attempted, outcomes.failed) == (10, 10)
+    errors = {repr(e.error) for e in env.stats.errors.values() if e.name == "message"}
+    assert errors == {"ValueError('a bug in the locustfile')"}
+    assert len(env.runner.exceptions) == 1  # Locust logged the traceback too
