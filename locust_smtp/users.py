@@ -303,13 +303,14 @@ class SmtpUser(User):
             self._counting = False
         pool.finish()
 
-    def send_message(self) -> MailResult | None:
-        """Send the configured message (a new connection first if there is none)."""
-        with self.counted_message() as number:
+    def send_message(self, number: int | None = None) -> MailResult | None:
+        """Send the configured message (a new connection first if there is none);
+        ``number`` is the Message-Id's third field, by default the pool's number."""
+        with self.counted_message() as claimed:
             # the Message-Id shows the socket's fd, so connect before rendering
             if not self.client.connected and not self.open_session():
                 return None
-            payload = self.template.render(self.message_id(number))
+            payload = self.template.render(self.message_id(claimed if number is None else number))
             return self.send_transaction(self.envelope_sender, self.recipients(), payload)
 
     def send_raw_message(
@@ -394,7 +395,8 @@ class SmtpUser(User):
 
     def report_stopped_message(self) -> None:
         """A ``message`` in flight when the user was stopped after its content went out
-        (the server may have it): reported as failed with :class:`UserStopped`."""
+        (the server may have it): reported with :class:`UserStopped`, which counts it as
+        interrupted."""
         self.client.awaiting_end_of_data = False
         self._on_stage(stages.MESSAGE, time.time(), 0.0, 0, None, UserStopped(stages.END_OF_DATA))
 
