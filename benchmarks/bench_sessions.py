@@ -89,10 +89,10 @@ def watch(base, base_rss):
     while sockets() < sessions:
         gevent.sleep(0.2)
     gevent.sleep(1.0)
+    rss = rss_kb()  # before the snapshot, which is large
     snap = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)]
     )
-    rss = rss_kb()
     stats = snap.compare_to(base, "lineno")
     with open(out, "w") as f:
         total = sum(s.size_diff for s in stats)
@@ -284,8 +284,9 @@ def trace(sessions: int, delay: float) -> None:
         f"tracemalloc, {sessions} sessions open (exit {result.returncode}): allocated since "
         f"Locust's start {int(total) / 1024 / sessions:.1f} KB/session in "
         f"{int(count) / sessions:.1f} blocks/session; RSS grew "
-        f"{int(rss) / 1024 / sessions:.1f} KB/session (RSS also counts what tracemalloc "
-        "does not see, and tracemalloc's own 1-frame traces)"
+        f"{int(rss) / 1024 / sessions:.1f} KB/session (that also counts tracemalloc's own "
+        "record of every block, and what it does not see: memory from mmap, such as each "
+        "greenlet's Python frame stack, and libev's)"
     )
     print(f"{'KB/session':>10} {'blocks/session':>14}  allocated at")
     for line in lines[1:]:
