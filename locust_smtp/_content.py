@@ -6,7 +6,6 @@ changes from one message to the next (see :class:`MessageTemplate`).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -115,11 +114,6 @@ class MessageTemplate:
             return self.tail
         return self.head + encode(message_id) + self.tail
 
-    @classmethod
-    def raw(cls, message: bytes) -> MessageTemplate:
-        """A template for fixed content (dot-stuffed here, no generated headers)."""
-        return cls(b"", data_payload(message), has_message_id=False)
-
 
 @dataclass(frozen=True)
 class SourceMessage:
@@ -170,7 +164,3 @@ class SourceMessage:
 def message_id_local(pid: int, fd: int, counter: int) -> str:
     """The part of smtp-source's Message-Id before the ``@``: ``PPPP.FFFF.CCCC``."""
     return f"{hex4(pid)}.{hex4(fd)}.{hex4(counter)}"
-
-
-def current_pid() -> int:
-    return os.getpid()

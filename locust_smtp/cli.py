@@ -73,7 +73,7 @@ def prepare_run(config: SourceConfig) -> SourceRun:
     return SourceRun(config, myhostname, sender, recipient, template, sockaddr)
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -226,7 +226,7 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
     MASTER_HANDLERS.extend([(FATAL, on_worker_fatal), (DELIVERED, on_worker_delivered)])
     events.init.add_listener(on_init)  # type: ignore[no-untyped-call]
     events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
-    _configure_logging(config.verbose)
+    _configure_logging()
     raise_file_limit(config.sessions, run.stderr)
     saved_argv = sys.argv
     sys.argv = _locust_argv(config)

@@ -85,9 +85,13 @@ class MailResult:
 class SmtpClient:
     """One connection to an SMTP or LMTP server.
 
-    >>> client = SmtpClient("127.0.0.1:2525")            # doctest: +SKIP
-    >>> client.connect(); client.helo("me.example")      # doctest: +SKIP
-    >>> client.send_mail("a@x", ["b@y"], data_payload(b"Subject: hi\\r\\n\\r\\nhello\\r\\n"))
+    Against a server (not a doctest: it needs one)::
+
+        client = SmtpClient("127.0.0.1:2525")
+        client.connect()
+        client.helo("me.example")
+        client.send_mail("a@x", ["b@y"], data_payload(b"Subject: hi\\r\\n\\r\\nhello\\r\\n"))
+        client.quit()
     """
 
     def __init__(
@@ -424,8 +428,8 @@ class SmtpClient:
 
     def hello(self, name: str, command: str | None = None) -> Reply:
         """HELO, EHLO or LHLO: ``command`` names it; by default LHLO for LMTP, else HELO."""
-        verb = (command or ("LHLO" if self.lmtp else "HELO")).upper()
-        method = {"HELO": self.helo, "EHLO": self.ehlo, "LHLO": self.lhlo}[verb]
+        stage = stages.hello_stage(command or ("LHLO" if self.lmtp else "HELO"))
+        method: Callable[[str], Reply] = getattr(self, stage.lower())  # helo, ehlo, lhlo
         return method(name)
 
     def mail(self, sender: str, params: Iterable[str] = ()) -> Reply:

@@ -1,4 +1,5 @@
-"""Reply codes used by the library, its sink and its tests (RFC 5321 §4.2.3, RFC 2033)."""
+"""Named SMTP reply codes (RFC 5321 §4.2.3, RFC 2033), for the library and for
+locustfiles that check replies."""
 
 from __future__ import annotations
 

@@ -52,7 +52,9 @@ WATCH_INTERVAL = 1.0
 
 
 class WorkerLost(Exception):
-    """Messages a worker had claimed when it disappeared; never known to be sent."""
+    """Messages a worker had claimed when it disappeared; never known to be sent. Recorded
+    as failed ``message`` requests of the run's request type (LMTP when its messages so far
+    were LMTP, else SMTP)."""
 
     def __repr__(self) -> str:
         return "WorkerLost('message')"
@@ -139,7 +141,9 @@ class MasterPool:
         self.lost += count
         stats = self.environment.stats
         error = WorkerLost(f"worker {node_id} lost with {count} claimed message(s)")
-        request_type = "SMTP"
+        # the run's request type: LMTP if its messages so far were LMTP
+        lmtp = (stages.MESSAGE, "LMTP") in stats.entries
+        request_type = "LMTP" if lmtp and (stages.MESSAGE, "SMTP") not in stats.entries else "SMTP"
         outcomes = outcomes_for(self.environment, request_type)
         now = time.time()
         for _ in range(count):

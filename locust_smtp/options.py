@@ -1,8 +1,10 @@
 """SMTP settings as Locust options (``locust -f ... --smtp-messages 1000``).
 
-Importing :mod:`locust_smtp` registers them, so they appear in ``locust --help``,
-in the web UI's start form, and reach workers from the master. A value given
-on the command line (or in the form) overrides the user class attribute.
+Importing :mod:`locust_smtp` registers them: Locust accepts them, the web UI's
+start form shows the main ones, and workers get them from the master. A value
+given on the command line (or in the form) overrides the user class attribute.
+``locust --help`` does not list them (Locust prints its help before it loads
+the locustfile); docs/library.md does.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def install_pool(environment: Environment, total: int) -> MessagePool:
                 "(tasks that send with self.client directly should use counted_message())",
                 runner.user_count,
             )
-        if environment.parsed_options is not None and environment.parsed_options.headless:
+        if _headless(environment):
             runner.quit()
         else:
             runner.stop()

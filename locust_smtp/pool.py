@@ -33,14 +33,6 @@ class MessagePool:
         self._on_exhausted: list[Callable[[], None]] = []
         self._fired = False
 
-    @property
-    def remaining(self) -> int:
-        return self.total - self.claimed
-
-    @property
-    def in_flight(self) -> int:
-        return self.claimed - self.finished
-
     def claim(self) -> int | None:
         """Take one message; returns its number (how many were left after it when it was
         first handed out: ``-m 3`` gives 2, 1, 0), or None if none was left."""

@@ -71,7 +71,7 @@ class Counters:
 
     def line(self) -> str:
         return (
-            f"connections {self.connections} messages {self.messages} "
+            f"{PROGRAM}: connections {self.connections} messages {self.messages} "
             f"recipients {self.recipients} faults {self.faults}"
         )
 

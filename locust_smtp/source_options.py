@@ -49,6 +49,19 @@ Ours:
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
+#: The --smtp-* Locust options (for locustfiles) and what locust-smtp takes instead.
+SMTP_OPTION_EQUIVALENTS = {
+    "--smtp-messages": "-m",
+    "--smtp-sender": "-f",
+    "--smtp-recipient": "-t",
+    "--smtp-recipients-per-message": "-r",
+    "--smtp-message-size": "-l",
+    "--smtp-subject": "-S",
+    "--smtp-helo-name": "-M",
+    "--smtp-lmtp": "-L",
+    "--smtp-reuse": "-d",
+    "--smtp-timeout": "--timeout",
+}
 _ATOI = re.compile(r"\s*([+-]?\d+)")
 
 
@@ -225,6 +238,12 @@ def parse_args(argv: list[str]) -> SourceConfig:
     if "--" in operands:
         split = operands.index("--")
         operands, config.locust_args = operands[:split], operands[split + 1 :]
+        for arg in config.locust_args:
+            name = arg.split("=", 1)[0]
+            if name.startswith("--smtp-"):
+                instead = SMTP_OPTION_EQUIVALENTS.get(name)
+                hint = f"use {instead}" if instead else "locust-smtp has no such setting"
+                raise UsageError(f"fatal: {name} is for locust -f locustfiles: {hint}")
     if len(operands) != 1:
         raise UsageError(f"fatal: {USAGE}")
     config.operand = operands[0]

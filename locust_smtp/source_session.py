@@ -35,7 +35,7 @@ from .codes import CLOSING_CODES, START_MAIL_INPUT
 from .distributed import FATAL, WorkerPool
 from .pool import get_pool
 from .source_options import PROGRAM, SourceConfig, printable
-from .users import SmtpUser, UserStopped, reply_stage
+from .users import SmtpUser, UserStopped
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -259,9 +259,10 @@ class SourceUser(SmtpUser):
             if not greeting.positive:
                 self._reject(stages.BANNER, greeting)  # -A: no special case, go on
             if not config.old_mode:
-                reply = client.hello(self.my_hostname, "LHLO" if config.lmtp else "HELO")
+                hello = stages.LHLO if config.lmtp else stages.HELO
+                reply = client.hello(self.my_hostname, hello)
                 if not reply.positive:
-                    error = self._reject(reply_stage("LHLO" if config.lmtp else "HELO"), reply)
+                    error = self._reject(hello, reply)
                     if reply.code in CLOSING_CODES:
                         client.close()
                         return error

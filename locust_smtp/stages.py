@@ -20,6 +20,15 @@ NOOP = "NOOP"
 QUIT = "QUIT"
 MESSAGE = "message"
 
+
+def hello_stage(command: str) -> str:
+    """The stage of a greeting command: ``HELO``, ``EHLO`` or ``LHLO`` (any case)."""
+    stage = command.upper()
+    if stage not in (HELO, EHLO, LHLO):
+        raise ValueError(f"not a greeting command: {command!r}")
+    return stage
+
+
 #: What smtp-source says it was doing when a connection is lost or times out
 #: (``lost connection while sending sender``).
 CONTEXT = {

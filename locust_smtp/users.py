@@ -338,7 +338,7 @@ class SmtpUser(User):
             elif self._hello:
                 reply = client.hello(self.my_hostname, self._hello)
                 if not reply.positive:
-                    failure = client.rejection(reply_stage(self._hello), reply)
+                    failure = client.rejection(stages.hello_stage(self._hello), reply)
         except SmtpError as exc:
             failure = exc
         if failure is None:
@@ -429,10 +429,6 @@ def send_one_message(user: SmtpUser) -> None:
     run's message pool when it has one (``--smtp-messages``); when the pool is empty the
     user ends its session (QUIT) and stops."""
     user.send_message()
-
-
-def reply_stage(command: str) -> str:
-    return {"HELO": stages.HELO, "EHLO": stages.EHLO, "LHLO": stages.LHLO}[command.upper()]
 
 
 class LmtpUser(SmtpUser):

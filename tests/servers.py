@@ -178,6 +178,8 @@ class SinkHandle:
     def __init__(self, address: str) -> None:
         self.address = address
         self.counts: dict[str, int] = {}
+        self.output = ""
+        """What it printed on stdout."""
 
 
 @contextlib.contextmanager
@@ -208,5 +210,6 @@ def our_sink(
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
-        last = out.decode().strip().splitlines()[-1].split()
+        handle.output = out.decode()
+        last = handle.output.strip().splitlines()[-1].removeprefix("locust-smtp-sink:").split()
         handle.counts = {last[i]: int(last[i + 1]) for i in range(0, len(last), 2)}

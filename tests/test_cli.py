@@ -205,3 +205,32 @@ def test_options_stop_at_the_operand_and_last_value_wins() -> None:
     assert config.locust_args == ["--csv", "x"]
     with pytest.raises(UsageError):
         parse_args(["host", "-m", "2"])
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("--smtp-reuse", "fatal: --smtp-reuse is for locust -f locustfiles: use -d"),
+        ("--smtp-timeout=5", "fatal: --smtp-timeout is for locust -f locustfiles: use --timeout"),
+        (
+            "--smtp-hello-command=EHLO",
+            "fatal: --smtp-hello-command is for locust -f locustfiles: "
+            "locust-smtp has no such setting",
+        ),
+    ],
+)
+def test_smtp_locust_options_after_the_operand_are_refused(option: str, says: str) -> None:
+    # they would be silently ignored: the command's sessions take smtp-source's flags
+    proc = locust_smtp("-m", "1", "127.0.0.1:1", "--", option)
+    assert (proc.returncode, proc.stderr) == (1, f"locust-smtp: {says}\n")
+
+
+def test_a_fixed_delay_follows_every_message_but_the_last() -> None:
+    # -w 1 -m 3: messages at 0 s, 1 s and 2 s (the run's first to last request)
+    with our_sink() as sink:
+        proc = locust_smtp("-w", "1", "-m", "3", sink.address)
+    assert proc.returncode == 0, proc.stderr
+    match = re.search(r"3 messages in ([\d.]+) s", proc.stderr)
+    assert match is not None
+    assert 2.0 <= float(match.group(1)) < 2.9
+    assert sink.counts["messages"] == 3

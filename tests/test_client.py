@@ -293,3 +293,21 @@ def test_killed_greenlet_reports_no_success_and_closes_the_socket() -> None:
         greenlet.kill()
         assert not client.connected
     assert not any(stage in ("RCPT", "message") for stage, _, _ in stages.seen)
+
+
+def test_buffer_size_sets_both_socket_buffers() -> None:
+    # smtp-source -T: SO_SNDBUF and SO_RCVBUF before connecting (Linux reports double)
+    import socket
+
+    with smtp_sink() as address:
+        client = SmtpClient(address, buffer_size=32768)
+        client.connect()
+        sock = socket.socket(fileno=client.fileno)
+        try:
+            sizes = [
+                sock.getsockopt(socket.SOL_SOCKET, o) for o in (socket.SO_SNDBUF, socket.SO_RCVBUF)
+            ]
+        finally:
+            sock.detach()
+        client.close()
+    assert sizes == [65536, 65536]

@@ -19,11 +19,13 @@ def test_dot_stuffing_round_trips(data: bytes) -> None:
 
 @given(st.lists(st.binary().filter(lambda b: b"\n" not in b and b"\r" not in b)))
 def test_no_stuffed_line_is_the_end_of_data_line(lines: list[bytes]) -> None:
-    payload = data_payload(b"\r\n".join(lines) + b"\r\n")
-    body = payload[: -len(b".\r\n")]
-    assert payload.endswith(b"\r\n.\r\n") or payload == b"\r\n.\r\n" or body.endswith(b"\r\n")
-    assert b".\r\n" not in [line + b"\r\n" for line in body.split(b"\r\n")[:-1]]
-    assert not any(line == b"." for line in body.split(b"\r\n"))
+    content = b"\r\n".join(lines) + b"\r\n"
+    payload = data_payload(content)
+    sent = payload.split(b"\r\n")
+    # exactly one "." line, the last; everything before it unstuffs back to the content
+    assert sent[-2:] == [b".", b""]
+    assert b"." not in sent[:-2]
+    assert dot_unstuff(payload[: -len(b".\r\n")]) == content
 
 
 def test_data_payload_adds_the_final_crlf_and_dot() -> None:

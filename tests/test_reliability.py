@@ -265,3 +265,24 @@ def test_an_unexpected_error_in_a_task_is_a_counted_failure() -> None:
     errors = {repr(e.error) for e in env.stats.errors.values() if e.name == "message"}
     assert errors == {"ValueError('a bug in the locustfile')"}
     assert len(env.runner.exceptions) == 1  # Locust logged the traceback too
+
+
+def test_a_message_some_recipients_refused_is_accepted_partly_everywhere() -> None:
+    from locust_smtp import LmtpUser
+    from locust_smtp.webui import smtp_figures
+
+    class ThreeRecipients(LmtpUser):
+        recipients_per_message = 3
+        reuse_connection = True
+
+    refused = Fault(".", "reply", text=b"550 5.1.1 no such user\r\n", recipient=2)
+    with fault_server(refused, lmtp=True) as server:
+        ThreeRecipients.host = f"lmtp://{server.address}"
+        env = run_pool(ThreeRecipients, users=2, messages=8)
+    figures = {row["metric"]: row["value"] for row in smtp_figures(env)}
+    assert figures["LMTP messages attempted"] == figures["LMTP messages accepted"] == 8
+    assert figures["LMTP messages partly accepted (some recipients refused)"] == 8
+    assert figures["LMTP recipients accepted"] == 16 == server.deliveries
+    assert figures["LMTP recipients refused"] == 8
+    assert figures["LMTP failures end of data 550 5.1.1 (PermanentReplyError)"] == 8
+    assert env.stats.entries[("message", "LMTP")].num_failures == 0

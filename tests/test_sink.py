@@ -78,7 +78,11 @@ def test_sequence_errors() -> None:
 def test_faults(option: str, reply: bytes) -> None:
     s = session(**{option: frozenset({"rcpt"})})
     got = s.feed(b"HELO x\r\nMAIL FROM:<a>\r\nRCPT TO:<b>\r\n")
-    assert got.split(b"\r\n")[2].startswith(reply)
+    replies = got.split(b"\r\n")
+    if reply:
+        assert replies[2].startswith(reply) and replies[3:] == [b""]
+    else:  # a hang-up: no reply to RCPT at all
+        assert replies[2:] == [b""]
     assert s.closing == (option in ("close_421", "hang_up"))
     assert s.counters.faults == 1
 
@@ -142,3 +146,12 @@ def test_record_writes_client_bytes(tmp_path: Path) -> None:
             s.sendall(b"QUIT\r\n")
             s.recv(100)
     assert [p.read_bytes() for p in sorted(record.iterdir())] == [b"QUIT\r\n"]
+
+
+def test_the_sink_labels_its_count_line() -> None:
+    # it shares a terminal with locust-smtp in the README's first command
+    with our_sink() as sink:
+        pass
+    assert sink.output.splitlines()[-1] == (
+        "locust-smtp-sink: connections 0 messages 0 recipients 0 faults 0"
+    )
