@@ -12,6 +12,7 @@ queue id or an address.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ class SmtpError(Exception):
         return f"{type(self).__name__}({self.stage!r})"
 
 
-class ConnectError(SmtpError):
-    """The connection could not be set up (refused, unreachable, no such socket)."""
+class ConnectError(SmtpError, ConnectionError):
+    """The connection could not be set up (refused, unreachable, no such socket); also a
+    :class:`ConnectionError`."""
 
     def __init__(self, stage: str, message: str, errno: int | None = None) -> None:
         super().__init__(stage, message)
@@ -51,12 +53,14 @@ class SocketError(ConnectError):
     error, fatal at once (``-C`` does not retry it)."""
 
 
-class ConnectionLost(SmtpError):
-    """The server closed the connection (or it broke) in the middle of a stage."""
+class ConnectionLost(SmtpError, ConnectionError):
+    """The server closed the connection (or it broke) in the middle of a stage; also a
+    :class:`ConnectionError`."""
 
 
-class SmtpTimeout(SmtpError):
-    """A read or write did not complete within the configured timeout."""
+class SmtpTimeout(SmtpError, TimeoutError):
+    """A reply, a write or a connect did not complete within the timeout; also a
+    :class:`TimeoutError`."""
 
 
 class ReplyError(SmtpError):
@@ -117,3 +121,25 @@ def reply_error(stage: str, reply: Reply, message: str | None = None) -> ReplyEr
     else:
         cls = UnexpectedReplyError
     return cls(stage, reply, message)
+
+
+# Locust groups failures by repr(exception), and a worker sends its master that text, not
+# the exception: the reprs above are the failure keys, written and read here only.
+_KEY = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\d.]+)')?")
+
+
+def failure_key(error: object) -> str:
+    """The text a failure is grouped by: the error's repr (a text stays as it is)."""
+    return error if isinstance(error, str) else repr(error)
+
+
+def read_failure_key(error: object) -> tuple[str, str]:
+    """(kind, ``"STAGE CODE ENHANCED"``) of a failure: ``("PermanentReplyError",
+    "RCPT 550 5.1.1")``; ``Kind('text')`` gives ``(Kind, text)``; any other key, itself
+    twice."""
+    key = failure_key(error)
+    match = _KEY.match(key)
+    if match is None:
+        return key, key
+    kind, stage, code, enhanced = match.groups()
+    return kind, " ".join(part for part in (stage, code, enhanced) if part)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import stages
+from ._errors import read_failure_key
 from .outcomes import Outcomes, outcomes_for
 
 if TYPE_CHECKING:
@@ -28,17 +28,6 @@ STAGE_ORDER = [
     stages.QUIT,
     stages.MESSAGE,
 ]
-_REPR = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\d.]+)')?")
-
-
-def describe_error(error: Any) -> tuple[str, str]:
-    """(kind, "STAGE CODE ENHANCED") from an error as Locust keeps it."""
-    text = error if isinstance(error, str) else repr(error)
-    match = _REPR.match(text)
-    if match is None:
-        return text, text
-    kind, stage, code, enhanced = match.groups()
-    return kind, " ".join(part for part in (stage, code, enhanced) if part)
 
 
 def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
@@ -48,7 +37,7 @@ def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
     for e in stats.errors.values():
         if e.method != request_type or e.name == stages.MESSAGE:
             continue
-        kind, where = describe_error(e.error)
+        kind, where = read_failure_key(e.error)
         key = f"{where} ({kind})"
         failures[key] = failures.get(key, 0) + e.occurrences
     return failures
