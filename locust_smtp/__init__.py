@@ -1,75 +1,48 @@
 """SMTP/LMTP load generation for Locust.
 
-The protocol core (replies, commands, content) has no I/O; :class:`SmtpClient`
-is a thin gevent loop around it; :class:`SmtpUser` and :class:`LmtpUser` are
-Locust users that report every stage of every transaction.
+Three layers, each importing only the ones below it:
+
+* :mod:`locust_smtp.protocol`: the protocol without I/O (replies, commands,
+  content, addresses, stages, errors); imports neither gevent nor Locust;
+* :class:`SmtpClient` (:mod:`locust_smtp.client`): a thin gevent loop around it;
+* the Locust layer: :class:`SmtpUser` and :class:`LmtpUser`, which report every
+  stage of every transaction, the ``--smtp-*`` options, the exact message pool,
+  distributed runs and the web UI's SMTP tab.
+
+Everything the protocol package exports is here too. The client and the users
+are imported when first asked for (``from locust_smtp import SmtpUser``), so
+that importing the protocol does not start Locust; importing the users
+registers the ``--smtp-*`` options and the rest of the Locust plugin.
 """
 
 from __future__ import annotations
 
-from . import codes, stages
-from ._commands import check_value
-from ._content import (
-    END_OF_DATA,
-    MessageTemplate,
-    SourceMessage,
-    data_payload,
-    dot_stuff,
-    dot_unstuff,
-    sized_body,
-)
-from ._errors import (
-    ConnectError,
-    ConnectionLost,
-    LocalProtocolError,
-    MalformedReply,
-    PermanentReplyError,
-    RemoteProtocolError,
-    ReplyError,
-    SmtpError,
-    SmtpTimeout,
-    SocketError,
-    TransientReplyError,
-    UnexpectedReplyError,
-)
-from ._extensions import Extensions
-from ._replies import Reply, ReplyReader
-from .address import AddressError, ServerAddress, parse_host, parse_source_address
-from .client import MailResult, SmtpClient
-from .users import LmtpUser, SmtpUser
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "END_OF_DATA",
-    "AddressError",
-    "ConnectError",
-    "ConnectionLost",
-    "Extensions",
-    "LmtpUser",
-    "LocalProtocolError",
-    "MailResult",
-    "MalformedReply",
-    "MessageTemplate",
-    "PermanentReplyError",
-    "RemoteProtocolError",
-    "Reply",
-    "ReplyError",
-    "ReplyReader",
-    "ServerAddress",
-    "SmtpClient",
-    "SmtpError",
-    "SmtpTimeout",
-    "SmtpUser",
-    "SocketError",
-    "SourceMessage",
-    "TransientReplyError",
-    "UnexpectedReplyError",
-    "check_value",
-    "codes",
-    "data_payload",
-    "dot_stuff",
-    "dot_unstuff",
-    "parse_host",
-    "parse_source_address",
-    "sized_body",
-    "stages",
-]
+from .protocol import *  # noqa: F403 (the protocol's whole public API)
+from .protocol import __all__ as _protocol_all
+
+if TYPE_CHECKING:
+    from .client import MailResult, SmtpClient
+    from .users import LmtpUser, SmtpUser
+
+#: Names imported when first used, and the module each comes from.
+_LAZY = {
+    "MailResult": ".client",
+    "SmtpClient": ".client",
+    "LmtpUser": ".users",
+    "SmtpUser": ".users",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'locust_smtp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [*_protocol_all, "LmtpUser", "MailResult", "SmtpClient", "SmtpUser"]

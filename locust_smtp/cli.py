@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._content import SourceMessage
-from ._envelope import default_address, local_hostname
-from .address import AddressError, hostname_problem, parse_source_address
 from .distributed import DELIVERED, FATAL
 from .options import MASTER_HANDLERS
+from .protocol._content import SourceMessage
+from .protocol._envelope import default_address, local_hostname
+from .protocol.address import AddressError, hostname_problem, parse_source_address
 from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args, printable
 from .source_session import SourceRun, set_current_run
 

@@ -29,9 +29,9 @@ from typing import Any
 from gevent import getcurrent, sleep
 from gevent.hub import get_hub
 
-from . import _commands as commands
-from . import stages
-from ._errors import (
+from .protocol import _commands as commands
+from .protocol import stages
+from .protocol._errors import (
     ConnectError,
     ConnectionLost,
     RemoteProtocolError,
@@ -41,10 +41,10 @@ from ._errors import (
     SocketError,
     reply_error,
 )
-from ._extensions import Extensions
-from ._replies import Reply, ReplyReader
-from .address import ServerAddress, parse_host
-from .codes import CLOSING_CODES, START_MAIL_INPUT
+from .protocol._extensions import Extensions
+from .protocol._replies import Reply, ReplyReader
+from .protocol.address import ServerAddress, parse_host
+from .protocol.codes import CLOSING_CODES, START_MAIL_INPUT
 
 DEFAULT_TIMEOUT = 300.0
 _READ, _WRITE = 1, 2

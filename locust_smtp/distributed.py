@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import AsyncResult
 
-from . import stages
 from .outcomes import outcomes_for
 from .pool import MessagePool
+from .protocol import stages
 
 if TYPE_CHECKING:
     from locust.env import Environment

@@ -32,10 +32,11 @@ from typing import Any
 
 import gevent
 import gevent.event
+import gevent.socket
 from gevent.hub import get_hub
 from gevent.server import StreamServer
 
-from .address import AddressError, parse_source_address
+from .protocol.address import AddressError, parse_source_address
 
 PROGRAM = "locust-smtp-sink"
 SIZE_LIMIT = 10240000
@@ -296,16 +297,18 @@ class Sink:
 
 
 def listen(operand: str) -> socket.socket:
-    """A listening socket for ``[inet:]host:port`` or ``unix:path``."""
+    """A listening socket for ``[inet:]host:port`` or ``unix:path`` (gevent's: the server's
+    accept loop waits on it cooperatively, whether or not anything monkey-patched)."""
     address = parse_source_address(operand)
+    sock: socket.socket
     if address.path is not None:
         if os.path.exists(address.path):
             os.unlink(address.path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(address.path)
     else:
         family, sockaddr = address.resolve()
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = gevent.socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
     sock.listen(1024)

@@ -25,22 +25,22 @@ import gevent
 from gevent import GreenletExit
 from locust.exception import StopUser
 
-from . import stages
-from ._content import MessageTemplate, message_id_local
-from ._envelope import RecipientNumbers, numbered_recipient
-from ._errors import ConnectError, ReplyError, SmtpError, SocketError
-from .address import ServerAddress
 from .client import SmtpClient
-from .codes import CLOSING_CODES, START_MAIL_INPUT
 from .distributed import FATAL, WorkerPool
 from .pool import get_pool
+from .protocol import stages
+from .protocol._content import MessageTemplate, message_id_local
+from .protocol._envelope import RecipientNumbers, numbered_recipient
+from .protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
+from .protocol.address import ServerAddress
+from .protocol.codes import CLOSING_CODES, START_MAIL_INPUT
 from .source_options import PROGRAM, SourceConfig, printable
 from .users import SmtpUser, UserStopped
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from ._replies import Reply
+    from .protocol._replies import Reply
 
 
 class SourceFatal(Exception):

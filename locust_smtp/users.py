@@ -25,20 +25,20 @@ from gevent import GreenletExit, Timeout
 from locust import User, constant
 from locust.exception import LocustError, StopUser
 
-from . import stages
-from ._content import MessageTemplate, SourceMessage, data_payload, message_id_local
-from ._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
-from ._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
-from .address import AddressError, ServerAddress, parse_host
 from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
+from .protocol import stages
+from .protocol._content import MessageTemplate, SourceMessage, data_payload, message_id_local
+from .protocol._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
+from .protocol._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
+from .protocol.address import AddressError, ServerAddress, parse_host
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from ._replies import Reply
+    from .protocol._replies import Reply
 
 _message_numbers = itertools.count()
 _recipient_numbers = RecipientNumbers()

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from locust_smtp import AddressError, parse_host, parse_source_address
-from locust_smtp.address import address_literal_problem, hostname_problem
+from locust_smtp.protocol.address import address_literal_problem, hostname_problem
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from locust_smtp import LocalProtocolError
-from locust_smtp import _commands as commands
+from locust_smtp.protocol import _commands as commands
 
 
 def test_commands_are_encoded_as_smtp_source_sends_them() -> None:

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from locust_smtp import SourceMessage, data_payload, dot_stuff, dot_unstuff, sized_body
-from locust_smtp._content import DEFAULT_BODY, file_body, hex4, message_id_local, rfc2822_date
+from locust_smtp.protocol._content import (
+    DEFAULT_BODY,
+    file_body,
+    hex4,
+    message_id_local,
+    rfc2822_date,
+)
 
 
 @given(st.binary())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from servers import LOCUST_SMTP, SMTP_SOURCE, our_sink, require_binary
 
-from locust_smtp._envelope import local_hostname
+from locust_smtp.protocol._envelope import local_hostname
 
 DATE = re.compile(rb"^Date: .*$", re.M)
 MESSAGE_ID = re.compile(rb"^Message-Id: <[0-9a-f]+\.[0-9a-f]+\.[0-9a-f]+@", re.M)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from locust_smtp import Reply
-from locust_smtp._envelope import RecipientNumbers, default_address, source_recipients
-from locust_smtp._extensions import Extensions
+from locust_smtp.protocol._envelope import RecipientNumbers, default_address, source_recipients
+from locust_smtp.protocol._extensions import Extensions
 
 
 def test_default_address() -> None:

@@ -13,7 +13,7 @@ from locust_smtp import (
     SmtpTimeout,
     SocketError,
 )
-from locust_smtp._errors import failure_key, read_failure_key, reply_error
+from locust_smtp.protocol._errors import failure_key, read_failure_key, reply_error
 
 
 def test_built_in_meanings_for_everyone_elses_except() -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from locust_smtp import RemoteProtocolError, Reply, ReplyReader
-from locust_smtp._replies import LINE_LIMIT, TEXT_LIMIT
+from locust_smtp.protocol._replies import LINE_LIMIT, TEXT_LIMIT
 
 
 def replies(data: bytes, eof: bool = False) -> list[Reply]:
