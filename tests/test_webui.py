@@ -18,8 +18,9 @@ from servers import IN_CI, free_port, our_sink, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-# LOCUST_SMTP_SCREENSHOT=docs/webui-smtp.png refreshes the screenshot in the docs
-SCREENSHOT_ENV = "LOCUST_SMTP_SCREENSHOT"
+# LOCUST_SMTP_SCREENSHOTS=docs refreshes the docs' screenshots: webui-stats.png (the
+# Statistics tab while mail flows) and webui-smtp.png (the SMTP tab at the end)
+SCREENSHOT_ENV = "LOCUST_SMTP_SCREENSHOTS"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -87,8 +88,8 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
                 for stage in ("connect", "banner", "HELO", "MAIL", "RCPT", "DATA", "message"):
                     assert page.get_by_role("cell", name=stage, exact=True).count() >= 1
                 assert page.get_by_text("RUNNING", exact=False).count() >= 1
-                shot = os.environ.get(SCREENSHOT_ENV) or str(tmp_path / "running.png")
-                page.screenshot(path=shot)
+                shots = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
+                page.screenshot(path=str(shots / "webui-stats.png"))
 
                 # the pool runs out: the test stops by itself and the UI keeps the numbers
                 page.get_by_text("STOPPED", exact=False).first.wait_for(timeout=60_000)
@@ -99,6 +100,7 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
                 page.get_by_role("tab", name="SMTP").click()
                 page.get_by_text("SMTP messages accepted").wait_for(timeout=10_000)
                 tab = page.get_by_role("table").inner_text()
+                page.screenshot(path=str(shots / "webui-smtp.png"))
                 # the downloadable report carries the SMTP figures too
                 report = page.request.get(f"http://127.0.0.1:{port}/stats/report").text()
                 browser.close()
