@@ -51,7 +51,7 @@ def prepare_run(config: SourceConfig) -> SourceRun:
         sockaddr = None if address.is_unix else address.resolve(config.family)
     except AddressError as exc:
         raise UsageError(f"fatal: {exc}") from None
-    myhostname = config.myhostname
+    myhostname = config.helo_name
     if myhostname is None:
         myhostname = local_hostname()
         problem = hostname_problem(myhostname)
@@ -66,7 +66,7 @@ def prepare_run(config: SourceConfig) -> SourceRun:
         recipient=recipient,
         myhostname=myhostname,
         subject=config.subject,
-        length=config.message_length,
+        length=config.message_size,
         file_content=content,
         headers=not config.old_mode,
     ).template()

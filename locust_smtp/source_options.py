@@ -95,23 +95,26 @@ def atoi(text: str) -> int:
 
 @dataclass
 class SourceConfig:
-    """Everything an smtp-source command line says, with its defaults."""
+    """Everything an smtp-source command line says, with its defaults. A setting that
+    :class:`~locust_smtp.SmtpUser` has too goes by the user attribute's name
+    (``reuse_connection`` for -d, ``recipients_per_message`` for -r, ``message_size`` for
+    -l, ``helo_name`` for -M, ``sender``, ``recipient``, ``subject``, ``timeout``)."""
 
     operand: str = ""
     family: int = socket.AF_UNSPEC
     abort_on_reject: bool = True  # -A turns this off
     counter: bool = False
     connect_count: int = 1
-    keep_connection: bool = False
+    reuse_connection: bool = False
     sender: str | None = None
     message_file: str | None = None
-    message_length: int | None = None
+    message_size: int | None = None
     lmtp: bool = False
     messages: int = 1
-    myhostname: str | None = None
+    helo_name: str | None = None
     number_recipients: bool = False
     old_mode: bool = False
-    recipient_count: int = 1
+    recipients_per_message: int = 1
     random_delay: int = 0
     sessions: int = 1
     subject: str | None = None
@@ -180,29 +183,29 @@ def parse_args(argv: list[str]) -> SourceConfig:
         elif opt == "-C":
             config.connect_count = _positive(value, "connection count")
         elif opt == "-d":
-            config.keep_connection = True
+            config.reuse_connection = True
         elif opt == "-f":
             config.sender = _no_line_breaks(value, "sender address")
         elif opt == "-F":
-            if config.message_length is not None:
+            if config.message_size is not None:
                 raise UsageError("fatal: -l option cannot be used with -F")
             config.message_file = value
         elif opt == "-l":
             if config.message_file is not None:
                 raise UsageError("fatal: -l option cannot be used with -F")
-            config.message_length = _positive(value, "message length")
+            config.message_size = _positive(value, "message length")
         elif opt == "-L":
             config.lmtp = True
         elif opt == "-m":
             config.messages = _positive(value, "message count")
         elif opt == "-M":
-            config.myhostname = check_myhostname(value)
+            config.helo_name = check_myhostname(value)
         elif opt == "-N":
             config.number_recipients = True
         elif opt == "-o":
             config.old_mode = True
         elif opt == "-r":
-            config.recipient_count = _positive(value, "recipient count")
+            config.recipients_per_message = _positive(value, "recipient count")
         elif opt == "-R":
             if config.fixed_delay:
                 raise UsageError("fatal: do not use -w and -R options at the same time")

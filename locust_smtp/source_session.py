@@ -234,7 +234,7 @@ class SourceUser(SmtpUser):
             raise SourceFatal(f"unexpected error: {type(exc).__name__}: {exc}") from None
         self._report_message(start, t0, failure)
         self._after_failure(failure)
-        if not config.keep_connection and self.client.connected:
+        if not config.reuse_connection and self.client.connected:
             self.quit_or_fatal()
 
     def _report_message(self, start: float, t0: float, failure: BaseException | None) -> None:
@@ -298,9 +298,9 @@ class SourceUser(SmtpUser):
             if isinstance(get_pool(self.environment), WorkerPool):
                 # several processes: no common counter, so each message numbers its
                 # recipients from its own place in the run; still unique, 1 upwards
-                first = (config.messages - 1 - number) * config.recipient_count + 1
+                first = (config.messages - 1 - number) * config.recipients_per_message + 1
                 numbers = RecipientNumbers(first)
-        for left in range(config.recipient_count, 0, -1):
+        for left in range(config.recipients_per_message, 0, -1):
             # numbered when sent, so that -N numbers interleave across sessions as in C
             reply = client.rcpt(numbered_recipient(self.envelope_recipient, left, numbers))
             if reply.positive:

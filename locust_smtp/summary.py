@@ -14,21 +14,6 @@ if TYPE_CHECKING:
 
 _MAX_SPANS = 5
 
-STAGE_ORDER = [
-    stages.CONNECT,
-    stages.BANNER,
-    stages.HELO,
-    stages.EHLO,
-    stages.LHLO,
-    stages.MAIL,
-    stages.RCPT,
-    stages.DATA,
-    stages.END_OF_DATA,
-    stages.RSET,
-    stages.QUIT,
-    stages.MESSAGE,
-]
-
 
 def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
     """Stage failures counted by ``"STAGE CODE ENHANCED (Kind)"`` (the ``message`` rows,
@@ -76,7 +61,7 @@ def render(environment: Environment, request_type: str, program: str) -> str:
     ]
     rows = [
         (name, stats.entries[(name, request_type)])
-        for name in STAGE_ORDER
+        for name in stages.ORDER
         if (name, request_type) in stats.entries
     ]
     if rows:

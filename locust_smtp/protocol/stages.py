@@ -6,6 +6,8 @@ transaction (MAIL up to the last end-of-data reply) is one more, ``message``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 CONNECT = "connect"
 BANNER = "banner"
 HELO = "HELO"
@@ -29,35 +31,35 @@ def hello_stage(command: str) -> str:
     return stage
 
 
-#: What smtp-source says it was doing when a connection is lost or times out
-#: (``lost connection while sending sender``).
-CONTEXT = {
-    CONNECT: "connecting",
-    BANNER: "reading server greeting",
-    HELO: "sending HELO",
-    EHLO: "sending EHLO",
-    LHLO: "sending LHLO",
-    MAIL: "sending sender",
-    RCPT: "sending recipient",
-    DATA: "sending DATA command",
-    END_OF_DATA: "sending message",
-    RSET: "sending message",
-    NOOP: "sending message",
-    QUIT: "sending message",
-    MESSAGE: "sending message",
-}
+@dataclass(frozen=True)
+class Stage:
+    """One stage, and how smtp-source words it."""
 
-#: smtp-source's wording for a rejection at each stage (``recipient rejected: 550 ...``).
-REJECTED = {
-    BANNER: "rejected at server banner",
-    HELO: "HELO rejected",
-    EHLO: "EHLO rejected",
-    LHLO: "LHLO rejected",
-    MAIL: "sender rejected",
-    RCPT: "recipient rejected",
-    DATA: "data rejected",
-    END_OF_DATA: "end of data rejected",
-    RSET: "rset rejected",
-    NOOP: "noop rejected",
-    QUIT: "quit rejected",
-}
+    name: str
+    """The Locust request name."""
+    context: str
+    """What smtp-source says it was doing when the connection is lost or times out
+    (``lost connection while sending sender``)."""
+    rejected: str
+    """How it words a non-positive reply (``recipient rejected: 550 ...``)."""
+
+
+#: Every stage, in dialogue order: the order of every report this project prints.
+TABLE = (
+    Stage(CONNECT, "connecting", "connect failed"),
+    Stage(BANNER, "reading server greeting", "rejected at server banner"),
+    Stage(HELO, "sending HELO", "HELO rejected"),
+    Stage(EHLO, "sending EHLO", "EHLO rejected"),
+    Stage(LHLO, "sending LHLO", "LHLO rejected"),
+    Stage(MAIL, "sending sender", "sender rejected"),
+    Stage(RCPT, "sending recipient", "recipient rejected"),
+    Stage(DATA, "sending DATA command", "data rejected"),
+    Stage(END_OF_DATA, "sending message", "end of data rejected"),
+    Stage(RSET, "sending message", "rset rejected"),
+    Stage(NOOP, "sending message", "noop rejected"),
+    Stage(QUIT, "sending message", "quit rejected"),
+    Stage(MESSAGE, "sending message", "message rejected"),
+)
+ORDER = tuple(stage.name for stage in TABLE)
+CONTEXT = {stage.name: stage.context for stage in TABLE}
+REJECTED = {stage.name: stage.rejected for stage in TABLE}
