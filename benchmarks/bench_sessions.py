@@ -38,7 +38,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bundled_sink import free_port, start_sink, stop_sink, vm_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 0.2
@@ -55,7 +56,6 @@ SUMMARY = re.compile(
     r"(\d+) rejected, (\d+) failed"
 )
 CONNECT_ROW = re.compile(r"^connect\s+\d+\s+\d+\s+[\d.]+\s+\S+\s+\S+\s+\S+\s+([\d.]+)$")
-SINK_COUNTS = re.compile(r"connections (\d+) messages (\d+)")
 
 # Run as `python -X tracemalloc=1 -c TRACE_CODE <locust-smtp arguments>`: a snapshot
 # before Locust starts, another once every session has its socket open, the difference
@@ -113,51 +113,6 @@ def raise_file_limit() -> int:
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sink(port: int, delay: float) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "locust_smtp.sink", "--delay", str(delay), f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.stderr is None:
-        raise RuntimeError("no pipe")
-    # wait for "listening on": a test connection would count as one more connection
-    line = proc.stderr.readline()
-    if "listening on" not in line:
-        raise RuntimeError(f"sink did not start: {line}{proc.stderr.read()}")
-    return proc
-
-
-def stop_sink(proc: subprocess.Popen[str]) -> tuple[int, int, str]:
-    """SIGTERM the sink; return (connections, messages) from its last count line, and
-    what it wrote on stderr."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    matches = SINK_COUNTS.findall(out)
-    if not matches:
-        return -1, -1, err
-    connections, messages = matches[-1]
-    return int(connections), int(messages), err
-
-
-def vm_rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def open_sockets(pid: int) -> int:
@@ -219,7 +174,7 @@ def measure(sessions: int, delay: float) -> Run:
     """One locust-smtp run of ``sessions`` sessions against a fresh sink, sampled."""
     run = Run(sessions)
     port = free_port()
-    sink = start_sink(port, delay)
+    sink = start_sink(port, "--delay", str(delay))
     cmd = [sys.executable, "-m", "locust_smtp", *client_command(sessions, port)]
     try:
         with tempfile.TemporaryFile("w+") as err:
@@ -257,7 +212,7 @@ def measure(sessions: int, delay: float) -> Run:
 def trace(sessions: int, delay: float) -> None:
     """The largest case once more, under tracemalloc: where the memory goes."""
     port = free_port()
-    sink = start_sink(port, delay)
+    sink = start_sink(port, "--delay", str(delay))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "trace.txt"
         env = {**os.environ, "BENCH_TRACE_OUT": str(out)}

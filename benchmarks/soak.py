@@ -25,13 +25,14 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bundled_sink import free_port, start_sink, stop_sink, vm_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION = 20000
@@ -40,48 +41,6 @@ SUMMARY = re.compile(
     r"^locust-smtp: (\d+) messages in ([\d.]+) s \((\d+)/s\): (\d+) accepted, "
     r"(\d+) rejected, (\d+) failed(.*)$"
 )
-SINK_COUNTS = re.compile(r"connections (\d+) messages (\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sink(port: int) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "locust_smtp.sink", f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.stderr is None:
-        raise RuntimeError("no pipe")
-    # wait for "listening on": a test connection would count as one more connection
-    line = proc.stderr.readline()
-    if "listening on" not in line:
-        raise RuntimeError(f"sink did not start: {line}{proc.stderr.read()}")
-    return proc
-
-
-def stop_sink(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    """SIGTERM the sink; return its final ``messages`` count and its stderr."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    matches = SINK_COUNTS.findall(out)
-    return (int(matches[-1][1]) if matches else -1), err
-
-
-def vm_rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 @dataclass
@@ -151,7 +110,7 @@ def run_once(sessions: int, messages: int, limit: float) -> Result:
             err.seek(0)
             result.stderr = err.read()
     finally:
-        result.sink_messages, sink_err = stop_sink(sink)
+        _, result.sink_messages, sink_err = stop_sink(sink)
     if sink_err.strip():
         result.diagnostics.append(f"sink stderr: {sink_err.strip()}")
     lines = result.stderr.splitlines()
