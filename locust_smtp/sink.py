@@ -283,11 +283,20 @@ class Sink:
             writable.close()
             raw.close()
 
-    def serve_forever(self, report_interval: float = 0, out: Callable[[str], None] = print) -> None:
-        self.server.start()
+    def serve_forever(
+        self,
+        report_interval: float = 0,
+        out: Callable[[str], None] = print,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Serve until SIGTERM or SIGINT, then print the counts. ``ready`` is called once
+        the signals are handled: a signal right after it still gets the counts printed."""
         stop = gevent.event.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, stop.set)
+        self.server.start()
+        if ready is not None:
+            ready()
         try:
             while not stop.wait(report_interval or None):
                 out(self.counters.line())
@@ -396,12 +405,14 @@ def main(argv: list[str] | None = None) -> int:
         config.record.mkdir(parents=True, exist_ok=True)
     name = listener.getsockname()
     where = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
-    print(f"{PROGRAM}: listening on {where}", file=sys.stderr, flush=True)
+
+    def ready() -> None:
+        print(f"{PROGRAM}: listening on {where}", file=sys.stderr, flush=True)
 
     def out(line: str) -> None:
         print(line, flush=True)
 
-    Sink(listener, config).serve_forever(args.report_interval, out)
+    Sink(listener, config).serve_forever(args.report_interval, out, ready)
     return 0
 
 
