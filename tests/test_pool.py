@@ -14,9 +14,11 @@ from typing import Any
 import gevent
 import pytest
 from gevent.pool import Group
+from locust.env import Environment
 
-from locust_smtp import distributed
+from locust_smtp import SmtpUser, distributed
 from locust_smtp.distributed import MasterPool, WorkerPool
+from locust_smtp.pool import set_pool
 
 
 class Bus:
@@ -90,15 +92,17 @@ def test_batched_claims_hand_out_every_message_once() -> None:
     assert idle == set(bus.workers)
 
 
+class Waiting(SmtpUser):
+    host = "127.0.0.1:1"  # never reached: the user is stopped while "connecting"
+
+
 def claim_then_send(pool: WorkerPool) -> int | None:
-    """A user's claim as send_one_message makes it: stopped before sending, it releases."""
-    number = pool.claim()
-    try:
+    """A real SmtpUser's claim (counted_message, as every send makes it): stopped before
+    sending, it gives the message back; otherwise the message is finished."""
+    environment = Environment(user_classes=[Waiting])
+    set_pool(environment, pool)
+    with Waiting(environment).counted_message() as number:
         gevent.sleep(0.05)  # connecting, say
-    except gevent.GreenletExit:
-        if number is not None:
-            pool.release(number)
-        raise
     return number
 
 
@@ -129,9 +133,7 @@ def test_a_user_killed_while_waiting_gives_its_message_back(killed: str) -> None
     assert [first.get(), waiting[1].get()] == [9, survivor]
     gevent.sleep(0.01)
     assert bus.master.granted == 2, "the killed user's message went back"
-    got: list[int] = [9, survivor]
-    pool.finish()
-    pool.finish()
+    got: list[int] = [9, survivor]  # finished by counted_message
     user(pool, got)
     assert bus.done.wait(5)
     assert sorted(got) == list(range(10)), "every message attempted once, numbers unique"
