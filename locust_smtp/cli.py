@@ -166,9 +166,11 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
         if not config.quiet and runner is not None:
             request_type = "LMTP" if config.lmtp else "SMTP"
             print(render(environment, request_type, PROGRAM), file=run.stderr)
-        environment.process_exit_code = (
-            1 if not ok else (128 + interrupted[0] if interrupted else 0)
-        )
+        # a fatal error: 1; stopped by a signal: 128 + its number (130, 143); else 0
+        if not ok:
+            environment.process_exit_code = 1
+        else:
+            environment.process_exit_code = 128 + interrupted[0] if interrupted else 0
 
     def on_worker_fatal(environment: Any, msg: Any, **_kwargs: Any) -> None:
         if run.failed is None:

@@ -110,18 +110,20 @@ class Outcomes:
         outcomes.failed_at = {int(s): int(n) for s, n in data.get("failed_at", ())}
         return outcomes
 
-    def outages(self, gap: int = 1) -> list[tuple[int, int, int]]:
-        """Spans of seconds with failed messages, as (first second, last second, failed):
-        seconds at most ``gap`` apart belong to one span."""
-        spans: list[tuple[int, int, int]] = []
+    def outages(self, start_time: float, gap: int = 1) -> list[tuple[str, int]]:
+        """Spans of seconds with failed messages, as (``"FROM-TO s"`` counted in whole
+        seconds from ``start_time``, failed messages): seconds at most ``gap`` apart
+        belong to one span."""
+        spans: list[list[int]] = []  # [first second, last second, failed]
         for second in sorted(self.failed_at):
             n = self.failed_at[second]
             if spans and second - spans[-1][1] <= gap:
-                first, _, total = spans[-1]
-                spans[-1] = (first, second, total + n)
+                spans[-1][1] = second
+                spans[-1][2] += n
             else:
-                spans.append((second, second, n))
-        return spans
+                spans.append([second, second, n])
+        zero = int(start_time)
+        return [(f"{first - zero}-{last + 1 - zero} s", n) for first, last, n in spans]
 
 
 _ATTRIBUTE = "smtp_outcomes"

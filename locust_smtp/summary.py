@@ -35,12 +35,9 @@ def outcome_lines(outcomes: Outcomes, start_time: float) -> list[str]:
         f"{outcomes.recipients_refused} refused; "
         f"{outcomes.partial} messages accepted for only some of their recipients"
     ]
-    spans = outcomes.outages()
+    spans = outcomes.outages(start_time)
     if spans:
-        zero = int(start_time)
-        text = ", ".join(
-            f"{first - zero}-{last + 1 - zero} s: {n}" for first, last, n in spans[:_MAX_SPANS]
-        )
+        text = ", ".join(f"{span}: {n}" for span, n in spans[:_MAX_SPANS])
         more = f" (and {len(spans) - _MAX_SPANS} more spans)" if len(spans) > _MAX_SPANS else ""
         lines.append(f"failed messages by time since the start: {text}{more}")
     return lines

@@ -57,10 +57,8 @@ def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
             (f"failures {key}", count)
             for key, count in sorted(failures_by_stage(stats, request_type).items())
         ]
-        zero = int(stats.total.start_time)
         figures += [
-            (f"failed messages {first - zero}-{last + 1 - zero} s", n)
-            for first, last, n in outcomes.outages()
+            (f"failed messages {span}", n) for span, n in outcomes.outages(stats.total.start_time)
         ]
         rows += [{"metric": f"{request_type} {name}", "value": value} for name, value in figures]
     return rows
