@@ -19,7 +19,7 @@ import time
 import gevent
 from bench_vs_smtp_source import free_port, start_sink  # type: ignore[import-not-found]
 
-from locust_smtp import SmtpClient, SourceMessage
+from locust_smtp import SmtpClient, SourceMessage, data_payload
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
     port = free_port()
     sink = start_sink("smtp-sink", port)
     left = [args.messages]
-    payload = SourceMessage("foo@vm", "foo@vm", "vm").template().render("1.2.3")
+    payload = data_payload(SourceMessage("foo@vm", "foo@vm", "vm").template().render("1.2.3"))
 
     def session() -> None:
         client = SmtpClient(f"127.0.0.1:{port}")

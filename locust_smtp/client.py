@@ -1,58 +1,41 @@
-"""A gevent-cooperative SMTP/LMTP client over one socket.
+"""A gevent-cooperative SMTP/LMTP client over one connection.
 
-A thin loop around the sans-IO core: it writes the bytes that
-:mod:`locust_smtp._commands` and :mod:`locust_smtp._content` produce and feeds
-what it reads to a :class:`~locust_smtp._replies.ReplyReader`.
+A thin loop between two parts: the sans-IO :class:`~locust_smtp.protocol.session.Session`
+knows the dialogue (which reply answers which command, what a transaction got
+done) and a :class:`~locust_smtp.transport.SocketTransport` moves the bytes.
+The client writes what the session gives it, feeds it what it reads, times
+every stage with :func:`time.perf_counter` and reports it to the ``on_stage``
+callback, success or failure, exactly once.
 
-Every stage is timed with :func:`time.perf_counter` and reported to the
-``on_stage`` callback, success or failure, exactly once. Reply rejections are
-*reported* and returned (the caller decides what to do, as smtp-source's
-``-A`` needs); lost connections and timeouts close the socket and raise.
-
-The socket is non-blocking and waited on with libev watchers directly rather
-than through ``gevent.socket``: a command round trip is then one ``send``, one
-wait and one ``recv``, which roughly halves the CPU per message.
+Reply rejections are *reported* and returned (the caller decides what to do,
+as smtp-source's ``-A`` needs); lost connections and timeouts close the
+connection and raise.
 """
 
 from __future__ import annotations
 
-import _socket
-import errno
-import os
 import socket
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from gevent import getcurrent, sleep
 from gevent.hub import get_hub
 
-from .protocol import _commands as commands
 from .protocol import stages
 from .protocol._errors import (
-    ConnectError,
-    ConnectionLost,
     RemoteProtocolError,
     ReplyError,
     SmtpError,
-    SmtpTimeout,
-    SocketError,
     reply_error,
 )
 from .protocol._extensions import Extensions
-from .protocol._replies import Reply, ReplyReader
+from .protocol._replies import Reply
+from .protocol._writers import DATA_WRITER, DataWriter
 from .protocol.address import ServerAddress, parse_host
-from .protocol.codes import CLOSING_CODES, START_MAIL_INPUT
+from .protocol.session import Command, Session, Transaction
+from .transport import SocketTransport, lost, timed_out
 
 DEFAULT_TIMEOUT = 300.0
-_READ, _WRITE = 1, 2
-_RECV_SIZE = 65536
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK)
-_NO_LINGER = struct.pack("ii", 1, 0)
-_READY = object()
-_TIMED_OUT = object()
 
 StageCallback = Callable[[str, float, float, int, "Reply | None", "BaseException | None"], None]
 """``on_stage(stage, start_time, response_time_ms, bytes_sent, reply, exception)``:
@@ -62,11 +45,6 @@ success, a :class:`ReplyError` for a rejection, or the error that ended the stag
 
 def _ignore(*_args: object) -> None:
     return None
-
-
-def _lost(stage: str) -> ConnectionLost:
-    """smtp-source's words for a connection that broke during ``stage``."""
-    return ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}")
 
 
 @dataclass(frozen=True)
@@ -118,19 +96,13 @@ class SmtpClient:
         self.buffer_size = buffer_size
         self.on_stage: StageCallback = on_stage or _ignore
         self.trace = trace
-        self.extensions = Extensions()
-        self.greeting: Reply | None = None
+        self.session = Session(lmtp)
+        """The dialogue of the current (or last) connection: a new one per connection."""
         self._sockaddr = sockaddr
         """``(family, address)`` already resolved, if given: every connection uses it."""
-        self._sock: _socket.socket | None = None
-        self._reader = ReplyReader()
-        self._read_watcher: Any = None
-        self._write_watcher: Any = None
+        self._transport: SocketTransport | None = None
         self.bytes_sent = 0
         """Bytes written on this client's connections so far."""
-        self.awaiting_end_of_data = False
-        """True between writing a message's content and reading its end-of-data replies:
-        the server may have taken the message even if we never see the reply."""
 
     # -- timeouts --------------------------------------------------------------------------
     #
@@ -150,6 +122,9 @@ class SmtpClient:
     def timeout(self, seconds: float) -> None:
         self._timeout = seconds
         self._timer = self._hub.loop.timer(seconds, seconds)
+        transport = getattr(self, "_transport", None)
+        if transport is not None:
+            transport.timer = self._timer
 
     @property
     def connect_timeout(self) -> float:
@@ -161,16 +136,34 @@ class SmtpClient:
         self._connect_timeout = seconds
         self._connect_timer = self._hub.loop.timer(seconds, seconds)
 
+    # -- what the session knows ------------------------------------------------------------
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server's last positive EHLO or LHLO reply offered."""
+        return self.session.extensions
+
+    @property
+    def greeting(self) -> Reply | None:
+        return self.session.greeting
+
+    @property
+    def content_sent(self) -> bool:
+        """A message's content went out and its end-of-data replies are not all in: the
+        server may have the message. Still true after the connection is closed, until the
+        next connection or transaction."""
+        return self.session.content_sent
+
     # -- connection ------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return self._sock is not None
+        return self._transport is not None
 
     @property
     def fileno(self) -> int:
         """The socket's descriptor (-1 when not connected)."""
-        return self._sock.fileno() if self._sock is not None else -1
+        return self._transport.fileno if self._transport is not None else -1
 
     def resolve(self) -> tuple[int, object]:
         """Resolve the server address once; every later connection reuses the result."""
@@ -179,172 +172,85 @@ class SmtpClient:
         return self._sockaddr
 
     def open(self) -> None:
-        """Connect the socket (stage ``connect``); raises :class:`ConnectError`."""
-        if self._sock is not None:
+        """Connect (stage ``connect``); raises :class:`ConnectError`."""
+        if self._transport is not None:
             self.close()
         start, t0 = time.time(), time.perf_counter()
         try:
-            self._sock = self._connect()
+            family, sockaddr = self.resolve()
+            self._transport = SocketTransport.connect(
+                family,
+                sockaddr,
+                timer=self._timer,
+                connect_timer=self._connect_timer,
+                connect_timeout=self._connect_timeout,
+                buffer_size=self.buffer_size,
+            )
         except SmtpError as exc:
             self._report(stages.CONNECT, start, t0, 0, None, exc)
             raise
-        self._reader = ReplyReader()
-        self.extensions = Extensions()
+        self.session = Session(self.lmtp)
         self._report(stages.CONNECT, start, t0, 0, None, None)
 
-    def _connect(self) -> _socket.socket:
-        family, sockaddr = self.resolve()
-        # the C-level socket: Locust monkey-patches socket.socket, and its cooperative
-        # wrapper would cost a Python layer per send and recv; we do our own waiting
-        try:
-            sock = _socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:  # out of descriptors (EMFILE, ENFILE), memory, ...
-            text = f"socket: {os.strerror(exc.errno or 0)}"
-            raise SocketError(stages.CONNECT, text, exc.errno) from None
-        try:
-            sock.setblocking(False)
-            if self.buffer_size:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.buffer_size)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.buffer_size)
-            deadline = time.monotonic() + self.connect_timeout
-            err = sock.connect_ex(sockaddr)  # type: ignore[arg-type]
-            while err == errno.EAGAIN and family == socket.AF_UNIX:
-                # a full UNIX listen queue: nothing is in progress, try again shortly
-                if time.monotonic() > deadline:
-                    err = errno.ETIMEDOUT
-                    break
-                sleep(0.001)
-                err = sock.connect_ex(sockaddr)  # type: ignore[arg-type]
-            loop = self._hub.loop
-            self._read_watcher = loop.io(sock.fileno(), _READ)
-            self._write_watcher = loop.io(sock.fileno(), _WRITE)
-            if err in _IN_PROGRESS:
-                if self._wait_for(self._write_watcher, self._connect_timer):
-                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                else:
-                    err = errno.ETIMEDOUT
-            if err:
-                raise ConnectError(stages.CONNECT, f"connect: {os.strerror(err)}", err)
-        except BaseException:
-            self._close_watchers()
-            sock.close()
-            raise
-        return sock
-
-    def _close_watchers(self) -> None:
-        for watcher in (self._read_watcher, self._write_watcher):
-            if watcher is not None:
-                watcher.close()
-        self._read_watcher = self._write_watcher = None
-
     def close(self) -> None:
-        """Close the socket at once (abortively for TCP, as smtp-source). Idempotent."""
-        sock = self._sock
-        if sock is None:
-            return
-        self._sock = None
-        self._close_watchers()
-        try:
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
-        except OSError:
-            pass
-        sock.close()
+        """Close the connection at once (abortively for TCP, as smtp-source). Idempotent."""
+        transport = self._transport
+        if transport is not None:
+            self._transport = None
+            transport.close()
+
+    def _fail(self) -> None:
+        """After a lost connection or a timeout: the transaction, if any, is over for us."""
+        self.session.abort()
+        self.close()
 
     # -- I/O -------------------------------------------------------------------------------
 
-    def _wait_for(self, watcher: Any, timer: Any) -> bool:
-        """Wait until ``watcher`` fires (True) or ``timer`` does (False), the timer armed
-        afresh with its full time.
-
-        Both watchers switch straight back into this greenlet; stopping them in
-        ``finally`` also clears a pending event, so a late one cannot wake us twice."""
-        switch = getcurrent().switch
-        watcher.start(switch, _READY)
-        timer.again(switch, _TIMED_OUT)
-        try:
-            result = self._hub.switch()
-        finally:
-            watcher.stop()
-            timer.stop()
-        return result is _READY
-
-    def _wait(self, watcher: Any, stage: str) -> None:
-        """Wait for ``watcher``; raise SmtpTimeout after the client's timeout."""
-        if not self._wait_for(watcher, self._timer):
-            raise SmtpTimeout(stage, f"timeout while {stages.CONTEXT[stage]}")
-
-    def _send(self, data: bytes, stage: str) -> None:
-        sock = self._sock
-        if sock is None:
-            raise _lost(stage)
+    def _write(self, data: bytes, stage: str) -> tuple[float, float]:
+        """Send ``data`` (the commands the session just queued) and stamp those commands
+        with the time it started; returns the stamp."""
+        stamp = (time.time(), time.perf_counter())
+        pending = self.session.pending
+        for command in reversed(pending):
+            if command.tag is not None:
+                break
+            command.tag = stamp
+        transport = self._transport
+        if transport is None:
+            raise lost(stage)
         self.bytes_sent += len(data)
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            raise _lost(stage) from None
-        if sent < len(data):
-            self._send_rest(memoryview(data)[sent:], stage)
+        transport.send(data, stage)
+        return stamp
 
-    def _send_rest(self, view: memoryview, stage: str) -> None:
-        while view:
-            self._wait(self._write_watcher, stage)
-            sock = self._sock
-            if sock is None:
-                raise _lost(stage)
-            try:
-                sent = sock.send(view)
-            except BlockingIOError:
-                continue
-            except OSError:
-                raise _lost(stage) from None
-            view = view[sent:]
-
-    def _read_reply(self, stage: str) -> Reply:
-        # the hot path of every command: no helper calls between the wait and the parse
-        reader = self._reader
-        fresh = True  # the first wait arms the reply's deadline, later ones resume it
+    def _next_event(self) -> Command:
+        """The next reply from the server, as the session's answered command (the loop
+        of :meth:`transaction` has this written out)."""
+        session = self.session
         try:
-            reply = reader.next_reply() if reader.in_reply else None
-            while reply is None:
-                sock = self._sock
-                if sock is None:
-                    raise _lost(stage)
-                watcher, timer = self._read_watcher, self._timer
-                switch = getcurrent().switch
-                watcher.start(switch, _READY)
-                if fresh:
-                    timer.again(switch, _TIMED_OUT)
-                    fresh = False
-                else:
-                    timer.start(switch, _TIMED_OUT)
-                try:
-                    woke = self._hub.switch()
-                finally:
-                    watcher.stop()
-                    timer.stop()
-                if woke is not _READY:
-                    raise SmtpTimeout(stage, f"timeout while {stages.CONTEXT[stage]}")
-                try:
-                    data = sock.recv(_RECV_SIZE)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    if reader.in_reply:
-                        reader.feed_eof()
-                        reader.next_reply()
-                    raise _lost(stage)
-                reply = reader.receive(data)
+            event = session.next_event() if session.reader.in_reply else None
+            fresh = True  # the first wait arms the reply's deadline, later ones resume it
+            while event is None:
+                transport = self._transport
+                data = transport.read(fresh) if transport is not None else b""
+                if data is None:
+                    raise timed_out(self._waiting_for())
+                fresh = False
+                if not data and not session.pending:
+                    raise lost(self._waiting_for())
+                event = session.receive(data)
         except RemoteProtocolError:
-            raise _lost(stage) from None
+            raise lost(self._waiting_for()) from None
         if self.trace is not None:
-            for line in reply.lines:
-                self.trace(f"<<< {line}")
-        return reply
+            self._trace_in(event)
+        return event
+
+    def _waiting_for(self) -> str:
+        pending = self.session.pending
+        return pending[0].stage if pending else stages.MESSAGE
+
+    def _trace_in(self, event: Command) -> None:
+        for line in event.reply.lines:  # type: ignore[union-attr]
+            self.trace(f"<<< {line}")  # type: ignore[misc]
 
     def _report(
         self,
@@ -357,54 +263,75 @@ class SmtpClient:
     ) -> None:
         self.on_stage(stage, start, (time.perf_counter() - t0) * 1000.0, sent, reply, exc)
 
-    def _exchange(self, stage: str, data: bytes, expect: int = 0) -> Reply:
-        """Send ``data``, read one reply, report the stage. ``expect`` is an exact code
-        required for success (DATA's 354); otherwise any 2xx is success."""
-        if self.trace is not None:
-            self.trace(data[:-2].decode("utf-8", "surrogateescape"))
-        start, t0 = time.time(), time.perf_counter()
-        try:
-            self._send(data, stage)
-            reply = self._read_reply(stage)
-        except SmtpError as exc:
-            self.close()
-            self._report(stage, start, t0, len(data), None, exc)
-            raise
-        except BaseException:
-            self.close()
-            raise
-        code = reply.code
-        if (code == expect) if expect else (200 <= code < 300):
-            self.on_stage(stage, start, (time.perf_counter() - t0) * 1000.0, len(data), reply, None)
-        else:
-            self._report(stage, start, t0, len(data), reply, self.rejection(stage, reply))
-        return reply
+    def _report_event(self, command: Command) -> None:
+        """Report one reply to ``command``: its stage, timed from when it was written."""
+        start, t0 = command.tag
+        reply = command.reply
+        sent = command.size
+        command.size = 0  # LMTP's further end-of-data replies wrote nothing more
+        self.on_stage(
+            command.stage,
+            start,
+            (time.perf_counter() - t0) * 1000.0,
+            sent,
+            reply,
+            None if command.ok else self.rejection(command.stage, reply),  # type: ignore[arg-type]
+        )
+
+    def _report_failure(self, exc: SmtpError) -> None:
+        """A lost connection or timeout: report the stage whose reply it cost, once."""
+        pending = self.session.pending
+        command = pending[0] if pending else None
+        if command is not None and command.tag is not None:
+            start, t0 = command.tag
+            self._report(command.stage, start, t0, command.size, None, exc)
 
     @staticmethod
     def rejection(stage: str, reply: Reply) -> ReplyError:
         """The exception describing a non-positive ``reply`` at ``stage``."""
         return reply_error(stage, reply, f"{stages.REJECTED.get(stage, stage)}: {reply}")
 
-    # -- session commands ------------------------------------------------------------------
-
-    def read_greeting(self) -> Reply:
-        """Read the server's greeting (stage ``banner``)."""
-        start, t0 = time.time(), time.perf_counter()
+    def _exchange(self, data: bytes) -> Reply:
+        """Write the command the session just queued, read its reply, report its stage."""
+        session = self.session
+        command = session.pending[-1]
+        if self.trace is not None:
+            self.trace(data[:-2].decode("utf-8", "surrogateescape"))
         try:
-            reply = self._read_reply(stages.BANNER)
+            self._write(data, command.stage)
+            while True:
+                event = self._next_event()
+                self._report_event(event)
+                if event is command or not session.pending:
+                    break
         except SmtpError as exc:
-            self.close()
-            self._report(stages.BANNER, start, t0, 0, None, exc)
+            self._report_failure(exc)
+            self._fail()
             raise
         except BaseException:
             self.close()
             raise
-        self.greeting = reply
-        ok = reply.positive
-        self._report(
-            stages.BANNER, start, t0, 0, reply, None if ok else self.rejection(stages.BANNER, reply)
-        )
-        return reply
+        return event.reply  # type: ignore[return-value]
+
+    # -- session commands ------------------------------------------------------------------
+
+    def read_greeting(self) -> Reply:
+        """Read the server's greeting (stage ``banner``), timed from now."""
+        session = self.session
+        if not session.pending or session.pending[0].stage != stages.BANNER:
+            raise RuntimeError("the greeting is read once, right after connecting")
+        session.pending[0].tag = (time.time(), time.perf_counter())
+        try:
+            event = self._next_event()
+        except SmtpError as exc:
+            self._report_failure(exc)
+            self._fail()
+            raise
+        except BaseException:
+            self.close()
+            raise
+        self._report_event(event)
+        return event.reply  # type: ignore[return-value]
 
     def connect(self) -> Reply:
         """:meth:`open` then :meth:`read_greeting`."""
@@ -412,100 +339,156 @@ class SmtpClient:
         return self.read_greeting()
 
     def helo(self, name: str) -> Reply:
-        return self._exchange(stages.HELO, commands.helo(name))
+        return self._exchange(self.session.hello(name, stages.HELO))
 
     def ehlo(self, name: str) -> Reply:
-        reply = self._exchange(stages.EHLO, commands.ehlo(name))
-        if reply.positive:
-            self.extensions = Extensions.from_reply(reply)
-        return reply
+        return self._exchange(self.session.hello(name, stages.EHLO))
 
     def lhlo(self, name: str) -> Reply:
-        reply = self._exchange(stages.LHLO, commands.lhlo(name))
-        if reply.positive:
-            self.extensions = Extensions.from_reply(reply)
-        return reply
+        return self._exchange(self.session.hello(name, stages.LHLO))
 
     def hello(self, name: str, command: str | None = None) -> Reply:
         """HELO, EHLO or LHLO: ``command`` names it; by default LHLO for LMTP, else HELO."""
-        stage = stages.hello_stage(command or ("LHLO" if self.lmtp else "HELO"))
-        method: Callable[[str], Reply] = getattr(self, stage.lower())  # helo, ehlo, lhlo
-        return method(name)
+        return self._exchange(self.session.hello(name, command))
 
     def mail(self, sender: str, params: Iterable[str] = ()) -> Reply:
-        return self._exchange(stages.MAIL, commands.mail_from(sender, params))
+        return self._exchange(self.session.mail(sender, params))
 
     def rcpt(self, recipient: str, params: Iterable[str] = ()) -> Reply:
-        return self._exchange(stages.RCPT, commands.rcpt_to(recipient, params))
+        return self._exchange(self.session.rcpt(recipient, params))
 
     def data(self) -> Reply:
         """DATA; success means exactly 354."""
-        return self._exchange(stages.DATA, commands.DATA, START_MAIL_INPUT)
-
-    def send_content(
-        self, payload: bytes, replies: int = 1, on_written: Callable[[], None] | None = None
-    ) -> list[Reply]:
-        """Send the message (``payload`` is dot-stuffed and ends with the ``.`` line) and read
-        ``replies`` end-of-data replies: 1 for SMTP, one per accepted recipient for LMTP.
-
-        Each reply is reported as one ``end of data`` stage, timed from the start of the
-        content. ``on_written`` is called once the content is written, before any reply
-        (smtp-source's ``-c`` counter). A reply of 421 or 521 ends the reading. A lost
-        connection or timeout closes the socket and raises."""
-        stage = stages.END_OF_DATA
-        if self.trace is not None:
-            self.trace(".")
-        start, t0 = time.time(), time.perf_counter()
-        sent = len(payload)
-        got: list[Reply] = []
-        try:
-            self.awaiting_end_of_data = True
-            self._send(payload, stage)
-            if on_written is not None:
-                on_written()
-            for _ in range(replies):
-                reply = self._read_reply(stage)
-                got.append(reply)
-                self._report(
-                    stage,
-                    start,
-                    t0,
-                    sent,
-                    reply,
-                    None if reply.positive else self.rejection(stage, reply),
-                )
-                sent = 0
-                if reply.code in CLOSING_CODES:
-                    break
-        except SmtpError as exc:
-            self.awaiting_end_of_data = False
-            self.close()
-            self._report(stage, start, t0, sent, None, exc)
-            raise
-        except BaseException:
-            self.close()
-            raise
-        self.awaiting_end_of_data = False
-        return got
+        return self._exchange(self.session.data())
 
     def rset(self) -> Reply:
-        return self._exchange(stages.RSET, commands.RSET)
+        return self._exchange(self.session.rset())
 
     def noop(self) -> Reply:
-        return self._exchange(stages.NOOP, commands.NOOP)
+        return self._exchange(self.session.noop())
 
     def quit(self) -> Reply | None:
         """QUIT, read the reply whatever its code, and close. Returns None when the
         connection was already closed."""
-        if self._sock is None:
+        if self._transport is None:
             return None
         try:
-            reply = self._exchange(stages.QUIT, commands.QUIT, expect=0)
+            reply = self._exchange(self.session.quit())
         finally:
             self.close()
         return reply
 
     # -- a whole transaction ---------------------------------------------------------------
+
+    def transaction(
+        self,
+        sender: str,
+        recipients: Iterable[str],
+        payload: bytes,
+        *,
+        mail_params: Iterable[str] = (),
+        writer: DataWriter = DATA_WRITER,
+        pipelining: bool = False,
+        on_reply: Callable[[Command], None] | None = None,
+        on_written: Callable[[], None] | None = None,
+    ) -> Transaction:
+        """One mail transaction, driven by the session machine: MAIL, a RCPT per
+        recipient, DATA, the content (``payload``, framed by ``writer``) and the
+        end-of-data reply, one per accepted recipient for LMTP. ``pipelining`` writes MAIL,
+        the RCPTs and DATA as one group. Every reply is reported as its stage.
+
+        Returns the ended :class:`Transaction`, delivered or not: policy is the caller's.
+        ``on_reply(command)`` sees every refused reply as it comes, and the reply that
+        ends the transaction, and may raise to stop at once (the connection is then
+        closed); ``on_written()`` is called once the content is
+        written, before its replies (smtp-source's ``-c``). A lost connection or timeout
+        closes the connection and raises."""
+        session = self.session
+        transaction = session.start_mail(
+            sender,
+            recipients,
+            payload,
+            writer=writer,
+            pipelining=pipelining,
+            mail_params=tuple(mail_params),
+        )
+        trace, on_stage, pending = self.trace, self.on_stage, session.pending
+        reader, answer, perf_counter = session.reader, session.answer, time.perf_counter
+        try:
+            transport = self._transport
+            if transport is None:
+                raise lost(stages.MAIL)
+            data = session.data_to_send()
+            while True:
+                # the loop of every message: writing, stamping, reading and reporting are
+                # written out here rather than called
+                if data:
+                    command = pending[-1]
+                    stage = command.stage
+                    if trace is not None:
+                        self._trace_out(data, stage)
+                    stamp = (time.time(), perf_counter())
+                    command.tag = stamp
+                    if len(pending) > 1:  # a pipelined group: stamp all it wrote
+                        for command in reversed(pending):
+                            if command.tag is not None:
+                                break
+                            command.tag = stamp
+                    self.bytes_sent += len(data)
+                    transport.send(data, stage)
+                    if on_written is not None and stage is stages.END_OF_DATA:
+                        on_written()
+                event = session.next_event() if reader.in_reply else None
+                fresh = True  # the first wait arms the reply's deadline, later ones resume it
+                while event is None:
+                    received = transport.read(fresh)
+                    if received is None:
+                        raise timed_out(self._waiting_for())
+                    fresh = False
+                    if received:
+                        reply = reader.receive(received)
+                        if reply is not None:
+                            event = answer(reply)
+                    else:
+                        event = session.receive(b"")  # hung up: raises ConnectionLost
+                        if event is None:
+                            raise lost(self._waiting_for())
+                if trace is not None:
+                    self._trace_in(event)
+                start, t0 = event.tag
+                sent, event.size = event.size, 0  # LMTP: later replies wrote nothing more
+                reply = event.reply
+                if event.ok:
+                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, None)
+                else:
+                    error = self.rejection(event.stage, reply)  # type: ignore[arg-type]
+                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, error)
+                    if on_reply is not None:
+                        on_reply(event)
+                if event.done is not None:
+                    if on_reply is not None and event.ok:
+                        on_reply(event)
+                    return transaction
+                data = session.data_to_send()
+        except RemoteProtocolError:
+            exc = lost(self._waiting_for())
+            self._report_failure(exc)
+            self._fail()
+            raise exc from None
+        except SmtpError as exc:
+            self._report_failure(exc)
+            self._fail()
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def _trace_out(self, data: bytes, stage: str) -> None:
+        if stage is stages.END_OF_DATA:
+            self.trace(".")  # type: ignore[misc]
+            return
+        for line in data.split(b"\r\n")[:-1]:
+            self.trace(line.decode("utf-8", "surrogateescape"))  # type: ignore[misc]
 
     def send_mail(
         self,
@@ -514,52 +497,38 @@ class SmtpClient:
         payload: bytes,
         *,
         mail_params: Iterable[str] = (),
+        pipelining: bool = False,
     ) -> MailResult:
-        """One mail transaction: MAIL, a RCPT per recipient, DATA, the content and the
-        end-of-data reply (one per accepted recipient for LMTP), reported as the stage
-        ``message`` besides each of its own stages.
+        """One mail transaction (see :meth:`transaction`; ``payload`` is dot-stuffed and
+        ends with the ``.`` line, as :func:`~locust_smtp.protocol.data_payload` makes it),
+        reported as the stage ``message`` besides each of its own stages.
 
         Raises the :class:`ReplyError` that ended it (MAIL refused, every RCPT refused,
         DATA not answered 354, the end-of-data reply refused; for LMTP, every recipient's)
         or the I/O error. A message that some recipients refused (at RCPT, or in their
         LMTP end-of-data reply) but others took is a success: see the result. After a
-        refused MAIL, RCPT or DATA the server still holds a transaction: call :meth:`rset`
-        (or :meth:`close` if the reply was 421/521, when the server hangs up)."""
+        421 or 521 the connection is closed; after another refused MAIL, RCPT or DATA the
+        server still holds a transaction: call :meth:`rset`."""
         start, t0 = time.time(), time.perf_counter()
         before = self.bytes_sent
         try:
-            reply = self.mail(sender, mail_params)
-            if not reply.positive:
-                raise self.rejection(stages.MAIL, reply)
-            accepted: list[str] = []
-            rejected: list[tuple[str, Reply]] = []
-            for recipient in recipients:
-                reply = self.rcpt(recipient)
-                if reply.positive:
-                    accepted.append(recipient)
-                    continue
-                rejected.append((recipient, reply))
-                if reply.code in CLOSING_CODES:
-                    self.close()
-                    raise self.rejection(stages.RCPT, reply)
-            if not accepted:
-                raise self.rejection(stages.RCPT, rejected[0][1])
-            reply = self.data()
-            if reply.code != START_MAIL_INPUT:
-                raise self.rejection(stages.DATA, reply)
-            replies = self.send_content(payload, len(accepted) if self.lmtp else 1)
-            if not any(reply.positive for reply in replies):
-                raise self.rejection(stages.END_OF_DATA, replies[0])
-            if replies[-1].code in CLOSING_CODES:  # LMTP: delivered to some, then 421
+            transaction = self.transaction(
+                sender, recipients, payload, mail_params=mail_params, pipelining=pipelining
+            )
+            if self.session.closing:
                 self.close()
+            failed = transaction.failed
+            if failed is not None:
+                raise self.rejection(failed.stage, transaction.failure)  # type: ignore[arg-type]
         except SmtpError as exc:
-            if isinstance(exc, ConnectionLost) or getattr(exc, "code", 0) in CLOSING_CODES:
-                self.close()
             self._report(stages.MESSAGE, start, t0, self.bytes_sent - before, None, exc)
             raise
         sent = self.bytes_sent - before
+        replies = transaction.replies
         self._report(stages.MESSAGE, start, t0, sent, replies[-1], None)
-        return MailResult(tuple(accepted), tuple(rejected), tuple(replies), sent)
+        return MailResult(
+            tuple(transaction.accepted), tuple(transaction.rejected), tuple(replies), sent
+        )
 
     def __enter__(self) -> SmtpClient:
         return self

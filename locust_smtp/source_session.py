@@ -33,7 +33,8 @@ from .protocol._content import MessageTemplate, message_id_local
 from .protocol._envelope import RecipientNumbers, numbered_recipient
 from .protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
 from .protocol.address import ServerAddress
-from .protocol.codes import CLOSING_CODES, START_MAIL_INPUT
+from .protocol.codes import CLOSING_CODES
+from .protocol.session import Command
 from .source_options import PROGRAM, SourceConfig, printable
 from .users import SmtpUser, UserStopped
 
@@ -143,6 +144,7 @@ class SourceUser(SmtpUser):
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
+        self._refused_replies: list[Reply] = []
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
@@ -225,7 +227,7 @@ class SourceUser(SmtpUser):
             self.connect_attempts_left = config.connect_count  # -C attempts per message
             return
         except GreenletExit:
-            stage = stages.END_OF_DATA if self.client.awaiting_end_of_data else stages.MESSAGE
+            stage = stages.END_OF_DATA if self.client.content_sent else stages.MESSAGE
             self.client.close()
             self._report_message(start, t0, UserStopped(stage))
             raise
@@ -285,13 +287,10 @@ class SourceUser(SmtpUser):
     def _transaction(self, number: int) -> ReplyError | None:
         client = self.client
         config = self.source.config
-        payload = self.template.render(message_id_local(self._pid, max(client.fileno, 0), number))
-        reply = client.mail(self.envelope_sender)
-        if not reply.positive:
-            error = self._reject(stages.MAIL, reply)
-            return self._after_rejection(reply, error)
-        accepted = 0
-        first_error: ReplyError | None = None
+        self._refused_replies = []
+        payload = self.payload_template.render(
+            message_id_local(self._pid, max(client.fileno, 0), number)
+        )
         numbers = None
         if config.number_recipients:
             numbers = self.source.numbers
@@ -300,41 +299,54 @@ class SourceUser(SmtpUser):
                 # recipients from its own place in the run; still unique, 1 upwards
                 first = (config.messages - 1 - number) * config.recipients_per_message + 1
                 numbers = RecipientNumbers(first)
-        for left in range(config.recipients_per_message, 0, -1):
-            # numbered when sent, so that -N numbers interleave across sessions as in C
-            reply = client.rcpt(numbered_recipient(self.envelope_recipient, left, numbers))
-            if reply.positive:
-                accepted += 1
-                continue
-            error = self._reject(stages.RCPT, reply)
-            first_error = first_error or error
-            if reply.code in CLOSING_CODES:
-                client.close()
-                return error
-        if accepted == 0:
-            self._rset()
-            return first_error
-        reply = client.data()
-        if reply.code != START_MAIL_INPUT:
-            error = self._reject(stages.DATA, reply)
-            return self._after_rejection(reply, error)
-        replies = client.send_content(
-            payload, accepted if config.lmtp else 1, self.source.count_delivery
+        # numbered as each RCPT is written, so that -N numbers interleave across sessions
+        # as in C
+        recipients = (
+            numbered_recipient(self.envelope_recipient, left, numbers)
+            for left in range(config.recipients_per_message, 0, -1)
         )
-        refused: ReplyError | None = None
-        for reply in replies:
-            if not reply.positive:
-                try:
-                    error = self._reject(stages.END_OF_DATA, reply)
-                except SourceFatal as fatal:
-                    fatal.delivered = any(reply.positive for reply in replies)
-                    raise
-                refused = refused or error
-                if reply.code in CLOSING_CODES:
-                    client.close()
-                    break
-        # delivered, if only to some recipients, unless every end-of-data reply refused it
-        return None if any(reply.positive for reply in replies) else refused
+        transaction = client.transaction(
+            self.envelope_sender,
+            recipients,
+            payload,
+            on_reply=self._check_reply,
+            on_written=self.source.count_delivery,
+        )
+        failed = transaction.failed
+        if failed is None:
+            if client.session.closing:  # LMTP: delivered to some, then 421
+                client.close()
+            return None  # delivered, if only to some recipients
+        error = client.rejection(failed.stage, transaction.failure)  # type: ignore[arg-type]
+        if client.session.closing:
+            client.close()
+        elif transaction.reset_needed:
+            self._rset()
+        return error
+
+    def _check_reply(self, command: Command) -> None:
+        """smtp-source's reaction to each refused reply of a transaction: fatal, or under
+        -A a warning and on with the transaction (the session decides what comes next).
+        LMTP's end-of-data replies are all read before a fatal one ends the run, so that
+        the message counts as delivered if another recipient took it."""
+        stage = command.stage
+        if stage is stages.END_OF_DATA and self.source.config.lmtp:
+            if not command.ok:
+                self._refused_replies.append(command.reply)  # type: ignore[arg-type]
+            if command.done is not None or self.client.session.closing:
+                refused, self._refused_replies = self._refused_replies, []
+                transaction = command.done or self.client.session.transaction
+                for reply in refused:
+                    try:
+                        self._reject(stage, reply)
+                    except SourceFatal as fatal:
+                        fatal.delivered = transaction is not None and any(
+                            reply.positive for reply in transaction.replies
+                        )
+                        raise
+            return
+        if not command.ok:
+            self._reject(stage, command.reply)  # type: ignore[arg-type]
 
     def _after_rejection(self, reply: Reply, error: ReplyError) -> ReplyError:
         if reply.code in CLOSING_CODES:

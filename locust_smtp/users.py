@@ -33,6 +33,7 @@ from .protocol import stages
 from .protocol._content import MessageTemplate, SourceMessage, data_payload, message_id_local
 from .protocol._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
 from .protocol._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
+from .protocol._writers import DATA_WRITER
 from .protocol.address import AddressError, ServerAddress, parse_host
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ class SmtpUser(User):
         if self.recipients_per_message < 1:
             raise LocustError(f"bad recipient count: {self.recipients_per_message}")
         self.template = self.build_template()
+        self.payload_template = DATA_WRITER.frame_template(self.template)
+        """:attr:`template` framed for DATA once: each rendering is ready to send."""
         self._hello = (
             self.hello_command if self.hello_command is not None else ("LHLO" if lmtp else "HELO")
         )
@@ -153,7 +156,8 @@ class SmtpUser(User):
         )
 
     def build_template(self) -> MessageTemplate:
-        """The message every :meth:`send_message` sends; override for other content."""
+        """The message every :meth:`send_message` sends (plain content, not dot-stuffed:
+        the writer frames it); override for other content."""
         content = None
         if self.message_file is not None:
             with open(self.message_file, "rb") as f:
@@ -278,7 +282,7 @@ class SmtpUser(User):
         except GreenletExit:
             if self.messages_reported != reported:
                 pool.finish()  # done; stopped while saying QUIT
-            elif self.client.awaiting_end_of_data:
+            elif self.client.content_sent:
                 # stopped after the content went out: the server may have it; never resend
                 self.report_stopped_message()
                 pool.finish()
@@ -310,7 +314,8 @@ class SmtpUser(User):
             # the Message-Id shows the socket's fd, so connect before rendering
             if not self.client.connected and not self.open_session():
                 return None
-            payload = self.template.render(self.message_id(claimed if number is None else number))
+            number = claimed if number is None else number
+            payload = self.payload_template.render(self.message_id(number))
             return self.send_transaction(self.envelope_sender, self.recipients(), payload)
 
     def send_raw_message(
@@ -397,7 +402,6 @@ class SmtpUser(User):
         """A ``message`` in flight when the user was stopped after its content went out
         (the server may have it): reported with :class:`UserStopped`, which counts it as
         interrupted."""
-        self.client.awaiting_end_of_data = False
         self._on_stage(stages.MESSAGE, time.time(), 0.0, 0, None, UserStopped(stages.END_OF_DATA))
 
     def end_session(self) -> None:

@@ -27,7 +27,7 @@ from locust_smtp import (
     data_payload,
 )
 
-PAYLOAD = SourceMessage("a@x", "b@y", "vm").template().render("1.2.3")
+PAYLOAD = data_payload(SourceMessage("a@x", "b@y", "vm").template().render("1.2.3"))
 
 
 class Stages:

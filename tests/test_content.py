@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 from locust_smtp import SourceMessage, data_payload, dot_stuff, dot_unstuff, sized_body
 from locust_smtp.protocol._content import (
     DEFAULT_BODY,
+    MessageTemplate,
     file_body,
     hex4,
     message_id_local,
     rfc2822_date,
 )
+from locust_smtp.protocol._writers import DATA_WRITER
 
 
 @given(st.binary())
@@ -39,7 +41,8 @@ def test_data_payload_adds_the_final_crlf_and_dot() -> None:
 
 
 def test_default_message_is_smtp_sources() -> None:
-    msg = SourceMessage("foo@vm", "foo@vm", "vm", date="DATE").template().render("2a58.0003.0000")
+    template = SourceMessage("foo@vm", "foo@vm", "vm", date="DATE").template()
+    msg = DATA_WRITER.frame_template(template).render("2a58.0003.0000")
     assert msg == (
         b"From: <foo@vm>\r\nTo: <foo@vm>\r\nDate: DATE\r\n"
         b"Message-Id: <2a58.0003.0000@vm>\r\n\r\n"
@@ -55,7 +58,8 @@ def test_subject_comes_after_message_id_and_may_be_empty() -> None:
 
 def test_without_headers_there_is_no_blank_line_either() -> None:
     template = SourceMessage("a", "b", "vm", subject="x", headers=False).template()
-    assert template.render("ignored") == DEFAULT_BODY + b".\r\n"
+    assert template.render("ignored") == DEFAULT_BODY
+    assert DATA_WRITER.frame_template(template).render("ignored") == DEFAULT_BODY + b".\r\n"
 
 
 @pytest.mark.parametrize("length", [1, 79, 80, 81, 160, 161, 1000, 10240])
@@ -75,21 +79,38 @@ def test_sized_body_80_and_160() -> None:
 
 
 def test_file_body_quirks() -> None:
-    # CR kept, leading dots doubled, a last line without LF used, one extra CRLF at the end
-    assert file_body(b"Subject: x\r\n\n.hidden\nlast") == (
-        b"Subject: x\r\r\n\r\n..hidden\r\nlast\r\n\r\n"
-    )
+    # CR kept, a last line without LF used, one extra CRLF at the end; the writer doubles
+    # leading dots, as smtp-source does for each line it reads
+    body = file_body(b"Subject: x\r\n\n.hidden\nlast")
+    assert body == b"Subject: x\r\r\n\r\n.hidden\r\nlast\r\n\r\n"
+    template = SourceMessage("a", "b", "vm", file_content=b".first\n.hidden\n").template()
+    assert DATA_WRITER.frame_template(template).render("id") == b"..first\r\n..hidden\r\n\r\n.\r\n"
     assert file_body(b"") is None
 
 
 def test_file_content_drops_headers_and_subject() -> None:
     template = SourceMessage("a", "b", "vm", subject="s", file_content=b"x\n").template()
-    assert template.render("id") == b"x\r\n\r\n.\r\n"
+    assert DATA_WRITER.frame_template(template).render("id") == b"x\r\n\r\n.\r\n"
 
 
 def test_empty_file_falls_back_to_the_default_body_without_headers() -> None:
     template = SourceMessage("a", "b", "vm", file_content=b"").template()
-    assert template.render("id") == DEFAULT_BODY + b".\r\n"
+    assert template.render("id") == DEFAULT_BODY
+
+
+@given(
+    head=st.binary(max_size=40),
+    tail=st.binary(max_size=40),
+    message_id=st.from_regex(r"[0-9a-f][0-9a-f.]{0,19}", fullmatch=True),  # PPPP.FFFF.CCCC
+    has_id=st.booleans(),
+)
+def test_a_template_framed_once_renders_what_framing_each_message_gives(
+    head: bytes, tail: bytes, message_id: str, has_id: bool
+) -> None:
+    # the user classes frame their template once; it must equal framing every rendering
+    template = MessageTemplate(head, tail, has_message_id=has_id)
+    framed = DATA_WRITER.frame_template(template).render(message_id)
+    assert framed == DATA_WRITER.frame(template.render(message_id))
 
 
 def test_date_format() -> None:

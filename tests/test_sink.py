@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from servers import ipv6_available, our_sink
 
-from locust_smtp import SmtpClient, SourceMessage, TransientReplyError
+from locust_smtp import SmtpClient, SourceMessage, TransientReplyError, data_payload
 from locust_smtp.sink import Counters, Session, SinkConfig
 
-PAYLOAD = SourceMessage("a@x", "b@y", "vm").template().render("1.2.3")
+PAYLOAD = data_payload(SourceMessage("a@x", "b@y", "vm").template().render("1.2.3"))
 
 
 def session(**config: object) -> Session:

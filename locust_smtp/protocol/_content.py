@@ -54,15 +54,15 @@ def sized_body(length: int) -> bytes:
 
 
 def file_body(data: bytes) -> bytes | None:
-    """smtp-source's ``-F file`` content: each LF-terminated line dot-stuffed and given a
-    CRLF (a CR before the LF is kept), then one extra CRLF. None for an empty file, which
-    smtp-source replaces with the default body."""
+    """smtp-source's ``-F file`` content: each LF-terminated line given a CRLF (a CR
+    before the LF is kept), then one extra CRLF; the writer dot-stuffs it as any other
+    content. None for an empty file, which smtp-source replaces with the default body."""
     if not data:
         return None
     lines = data.split(b"\n")
     if data.endswith(b"\n"):
         lines.pop()
-    return b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines) + b"\r\n"
+    return b"".join(line + b"\r\n" for line in lines) + b"\r\n"
 
 
 def rfc2822_date(when: float | None = None) -> str:
@@ -97,16 +97,18 @@ def hex4(value: int) -> str:
 
 @dataclass(frozen=True)
 class MessageTemplate:
-    """Encoded message content, ready to send after a 354: everything but the Message-Id
-    value is built once.
+    """Encoded message content: everything but the Message-Id value is built once.
 
-    ``render(message_id)`` returns the bytes to send, the end-of-data line included.
+    ``render(message_id)`` returns the message itself, not framed for any way of
+    sending it: a writer (:data:`~._writers.DATA_WRITER`) frames it, or frames the
+    template once (:meth:`~._writers.DataWriter.frame_template`) so that every
+    rendering is ready to send.
     """
 
     head: bytes
     """Bytes before the Message-Id value (empty when there are no generated headers)."""
     tail: bytes
-    """Bytes after it, up to and including the ``.`` line."""
+    """Bytes after it, to the end of the message."""
     has_message_id: bool = True
 
     def render(self, message_id: str = "") -> bytes:
@@ -149,7 +151,7 @@ class SourceMessage:
         elif self.length is not None:
             body = sized_body(self.length)
         if not headers:
-            return MessageTemplate(b"", body + END_OF_DATA, has_message_id=False)
+            return MessageTemplate(b"", body, has_message_id=False)
         head = (
             b"From: <" + encode(self.sender) + b">\r\n"
             b"To: <" + encode(self.recipient) + b">\r\n"
@@ -157,7 +159,7 @@ class SourceMessage:
             b"Message-Id: <"
         )
         subject = b"" if self.subject is None else b"Subject: " + encode(self.subject) + b"\r\n"
-        tail = b"@" + encode(self.myhostname) + b">\r\n" + subject + b"\r\n" + body + END_OF_DATA
+        tail = b"@" + encode(self.myhostname) + b">\r\n" + subject + b"\r\n" + body
         return MessageTemplate(head, tail)
 
 

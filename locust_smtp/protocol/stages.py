@@ -25,10 +25,13 @@ MESSAGE = "message"
 
 def hello_stage(command: str) -> str:
     """The stage of a greeting command: ``HELO``, ``EHLO`` or ``LHLO`` (any case)."""
-    stage = command.upper()
-    if stage not in (HELO, EHLO, LHLO):
+    stage = _HELLO.get(command.upper())
+    if stage is None:
         raise ValueError(f"not a greeting command: {command!r}")
-    return stage
+    return stage  # the constant itself: the session machine compares stages by identity
+
+
+_HELLO = {HELO: HELO, EHLO: EHLO, LHLO: LHLO}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,222 @@
+"""The transport seam: a byte stream to a peer, waited on cooperatively under gevent.
+
+:class:`SocketTransport` is the plain one (TCP over IPv4/IPv6, or a UNIX socket):
+a non-blocking C-level socket waited on with libev watchers directly rather
+than through ``gevent.socket``, so that a command round trip is one ``send``,
+one wait and one ``recv``, about half the CPU of the cooperative socket. The
+client (:mod:`locust_smtp.client`) and the bundled sink (:mod:`locust_smtp.sink`)
+both use it. TLS (STARTTLS, SMTPS) will be a second transport with the same
+methods plus ``start_tls``; nothing above this module touches a socket.
+
+Timeouts are libev timers owned by the caller (one per kind of wait, see
+:meth:`SocketTransport.read`); errors are the protocol's
+(:class:`~locust_smtp.protocol.SmtpTimeout`, :class:`~locust_smtp.protocol.ConnectionLost`,
+:class:`~locust_smtp.protocol.ConnectError`) with smtp-source's wording for the stage.
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+from gevent import getcurrent, sleep
+from gevent.hub import get_hub
+
+from .protocol import stages
+from .protocol._errors import ConnectError, ConnectionLost, SmtpTimeout, SocketError
+
+_READ, _WRITE = 1, 2
+RECV_SIZE = 65536
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK)
+_NO_LINGER = struct.pack("ii", 1, 0)
+_READY = object()
+_TIMED_OUT = object()
+
+
+def lost(stage: str) -> ConnectionLost:
+    """smtp-source's words for a connection that broke during ``stage``."""
+    return ConnectionLost(stage, f"lost connection while {stages.CONTEXT[stage]}")
+
+
+def timed_out(stage: str) -> SmtpTimeout:
+    return SmtpTimeout(stage, f"timeout while {stages.CONTEXT[stage]}")
+
+
+class SocketTransport:
+    """One connected stream socket.
+
+    ``timer`` bounds every wait (a libev timer, or None to wait for ever): reads arm it
+    afresh or resume it (see :meth:`read`), each wait to write more arms it afresh."""
+
+    __slots__ = ("_hub", "_read_watcher", "_write_watcher", "fileno", "sock", "timer")
+
+    def __init__(self, sock: _socket.socket, timer: Any = None) -> None:
+        sock.setblocking(False)
+        self.sock: _socket.socket | None = sock
+        self.fileno = sock.fileno()
+        """The socket's descriptor; -1 once closed."""
+        self.timer = timer
+        self._hub = hub = get_hub()
+        self._read_watcher = hub.loop.io(sock.fileno(), _READ)
+        self._write_watcher = hub.loop.io(sock.fileno(), _WRITE)
+
+    @classmethod
+    def connect(
+        cls,
+        family: int,
+        sockaddr: object,
+        *,
+        timer: Any = None,
+        connect_timer: Any = None,
+        connect_timeout: float = 0.0,
+        buffer_size: int | None = None,
+    ) -> SocketTransport:
+        """Connect to ``sockaddr``; raises :class:`ConnectError` (:class:`SocketError` when
+        no socket could be made at all). ``connect_timer`` bounds the wait for the
+        connection, ``connect_timeout`` (its seconds) a UNIX socket's full listen queue."""
+        # the C-level socket: Locust monkey-patches socket.socket, and its cooperative
+        # wrapper would cost a Python layer per send and recv; we do our own waiting
+        try:
+            sock = _socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors (EMFILE, ENFILE), memory, ...
+            text = f"socket: {os.strerror(exc.errno or 0)}"
+            raise SocketError(stages.CONNECT, text, exc.errno) from None
+        transport = None
+        try:
+            if buffer_size:  # smtp-source -T, before connecting (the TCP window)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+            transport = cls(sock, timer)
+            deadline = time.monotonic() + connect_timeout
+            err = sock.connect_ex(sockaddr)  # type: ignore[arg-type]
+            while err == errno.EAGAIN and family == socket.AF_UNIX:
+                # a full UNIX listen queue: nothing is in progress, try again shortly
+                if time.monotonic() > deadline:
+                    err = errno.ETIMEDOUT
+                    break
+                sleep(0.001)
+                err = sock.connect_ex(sockaddr)  # type: ignore[arg-type]
+            if err in _IN_PROGRESS:
+                if transport._wait(transport._write_watcher, connect_timer, True):
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                else:
+                    err = errno.ETIMEDOUT
+            if err:
+                raise ConnectError(stages.CONNECT, f"connect: {os.strerror(err)}", err)
+        except BaseException:
+            if transport is not None:
+                transport.close(abort=False)
+            else:
+                sock.close()
+            raise
+        return transport
+
+    def _wait(self, watcher: Any, timer: Any, fresh: bool) -> bool:
+        """Wait until ``watcher`` fires (True) or ``timer`` does (False): armed afresh
+        with its full time if ``fresh``, else resumed with what it had left.
+
+        Both switch straight back into this greenlet; stopping them in ``finally`` also
+        clears a pending event, so a late one cannot wake us twice."""
+        switch = getcurrent().switch
+        watcher.start(switch, _READY)
+        if timer is not None:
+            if fresh:
+                timer.again(switch, _TIMED_OUT)
+            else:
+                timer.start(switch, _TIMED_OUT)
+        try:
+            result = self._hub.switch()
+        finally:
+            watcher.stop()
+            if timer is not None:
+                timer.stop()
+        return result is _READY
+
+    def send(self, data: bytes, stage: str) -> None:
+        """Write all of ``data``, waiting as needed; a broken connection raises
+        :class:`ConnectionLost`, a wait longer than the timer :class:`SmtpTimeout`."""
+        sock = self.sock
+        if sock is None:
+            raise lost(stage)
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            raise lost(stage) from None
+        if sent < len(data):
+            self._send_rest(memoryview(data)[sent:], stage)
+
+    def _send_rest(self, view: memoryview, stage: str) -> None:
+        while view:
+            if not self._wait(self._write_watcher, self.timer, True):
+                raise timed_out(stage)
+            sock = self.sock
+            if sock is None:
+                raise lost(stage)
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                continue
+            except OSError:
+                raise lost(stage) from None
+            view = view[sent:]
+
+    def read(self, fresh: bool = True) -> bytes | None:
+        """Wait until the peer sends something and return it: ``b""`` when it hung up,
+        None when the timer ran out first (the caller knows what it was waiting for).
+
+        ``fresh`` arms the timer with its full time (the first wait for a reply); False
+        resumes it with what the reply's earlier waits left, so that the timer bounds a
+        whole reply however its bytes trickle in."""
+        sock = self.sock
+        while sock is not None:
+            # the hot path of every command: the wait is written out, not a call
+            watcher, timer = self._read_watcher, self.timer
+            switch = getcurrent().switch
+            watcher.start(switch, _READY)
+            if timer is not None:
+                if fresh:
+                    timer.again(switch, _TIMED_OUT)
+                    fresh = False
+                else:
+                    timer.start(switch, _TIMED_OUT)
+            try:
+                woke = self._hub.switch()
+            finally:
+                watcher.stop()
+                if timer is not None:
+                    timer.stop()
+            if woke is not _READY:
+                return None
+            try:
+                return sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                sock = self.sock
+                continue
+            except OSError:
+                return b""
+        return b""
+
+    def close(self, abort: bool = True) -> None:
+        """Close at once; ``abort`` resets a TCP connection (SO_LINGER 0) as smtp-source
+        does rather than leaving it in TIME_WAIT. Idempotent."""
+        sock = self.sock
+        if sock is None:
+            return
+        self.sock = None
+        self.fileno = -1
+        self._read_watcher.close()
+        self._write_watcher.close()
+        if abort:
+            try:
+                if sock.family != socket.AF_UNIX:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+            except OSError:
+                pass
+        sock.close()
