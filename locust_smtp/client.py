@@ -36,6 +36,7 @@ from .protocol.session import Command, Session, Transaction
 from .transport import SocketTransport, lost, timed_out
 
 DEFAULT_TIMEOUT = 300.0
+_END_OF_DATA = stages.END_OF_DATA
 
 StageCallback = Callable[[str, float, float, int, "Reply | None", "BaseException | None"], None]
 """``on_stage(stage, start_time, response_time_ms, bytes_sent, reply, exception)``:
@@ -206,50 +207,19 @@ class SmtpClient:
 
     # -- I/O -------------------------------------------------------------------------------
 
-    def _write(self, data: bytes, stage: str) -> tuple[float, float]:
-        """Send ``data`` (the commands the session just queued) and stamp those commands
-        with the time it started; returns the stamp."""
-        stamp = (time.time(), time.perf_counter())
-        pending = self.session.pending
-        for command in reversed(pending):
-            if command.tag is not None:
-                break
-            command.tag = stamp
-        transport = self._transport
-        if transport is None:
-            raise lost(stage)
-        self.bytes_sent += len(data)
-        transport.send(data, stage)
-        return stamp
-
-    def _next_event(self) -> Command:
-        """The next reply from the server, as the session's answered command (the loop
-        of :meth:`transaction` has this written out)."""
-        session = self.session
-        try:
-            event = session.next_event() if session.reader.in_reply else None
-            fresh = True  # the first wait arms the reply's deadline, later ones resume it
-            while event is None:
-                transport = self._transport
-                data = transport.read(fresh) if transport is not None else b""
-                if data is None:
-                    raise timed_out(self._waiting_for())
-                fresh = False
-                if not data and not session.pending:
-                    raise lost(self._waiting_for())
-                event = session.receive(data)
-        except RemoteProtocolError:
-            raise lost(self._waiting_for()) from None
-        if self.trace is not None:
-            self._trace_in(event)
-        return event
-
     def _waiting_for(self) -> str:
         pending = self.session.pending
         return pending[0].stage if pending else stages.MESSAGE
 
+    def _trace_out(self, data: bytes, stage: str) -> None:
+        if stage is stages.END_OF_DATA:
+            self.trace(".")  # type: ignore[misc]
+            return
+        for line in data.split(b"\r\n")[:-1]:
+            self.trace(line.decode("utf-8", "surrogateescape"))  # type: ignore[misc]
+
     def _trace_in(self, event: Command) -> None:
-        for line in event.reply.lines:  # type: ignore[union-attr]
+        for line in event.reply.lines:
             self.trace(f"<<< {line}")  # type: ignore[misc]
 
     def _report(
@@ -262,21 +232,6 @@ class SmtpClient:
         exc: BaseException | None,
     ) -> None:
         self.on_stage(stage, start, (time.perf_counter() - t0) * 1000.0, sent, reply, exc)
-
-    def _report_event(self, command: Command) -> None:
-        """Report one reply to ``command``: its stage, timed from when it was written."""
-        start, t0 = command.tag
-        reply = command.reply
-        sent = command.size
-        command.size = 0  # LMTP's further end-of-data replies wrote nothing more
-        self.on_stage(
-            command.stage,
-            start,
-            (time.perf_counter() - t0) * 1000.0,
-            sent,
-            reply,
-            None if command.ok else self.rejection(command.stage, reply),  # type: ignore[arg-type]
-        )
 
     def _report_failure(self, exc: SmtpError) -> None:
         """A lost connection or timeout: report the stage whose reply it cost, once."""
@@ -291,19 +246,84 @@ class SmtpClient:
         """The exception describing a non-positive ``reply`` at ``stage``."""
         return reply_error(stage, reply, f"{stages.REJECTED.get(stage, stage)}: {reply}")
 
-    def _exchange(self, data: bytes) -> Reply:
-        """Write the command the session just queued, read its reply, report its stage."""
+    def _drive(
+        self,
+        data: bytes,
+        target: Command | None = None,
+        on_reply: Callable[[Command], None] | None = None,
+        on_written: Callable[[], None] | None = None,
+    ) -> Command:
+        """The one loop between the session and the transport: write ``data`` (what the
+        session just queued), read and report replies, and go on with what the session
+        wants written next, until ``target`` is answered or, without one, until the
+        session's transaction has ended. Returns the last command answered.
+
+        Every stage is reported here, timed from the write of its command. A lost
+        connection or timeout reports the stage it cost, closes and raises; any other
+        exception (``on_reply``'s, a kill) closes and propagates. Writing, stamping,
+        reading and reporting are written out, not called: this runs for every command
+        of every message."""
         session = self.session
-        command = session.pending[-1]
-        if self.trace is not None:
-            self.trace(data[:-2].decode("utf-8", "surrogateescape"))
+        pending, reader, answer = session.pending, session.reader, session.answer
+        trace, on_stage = self.trace, self.on_stage
+        clock, perf_counter = time.time, time.perf_counter
         try:
-            self._write(data, command.stage)
+            transport = self._transport
+            if transport is None:
+                raise lost(self._waiting_for())
             while True:
-                event = self._next_event()
-                self._report_event(event)
-                if event is command or not session.pending:
-                    break
+                if data:
+                    command = pending[-1]
+                    stage = command.stage
+                    if trace is not None:
+                        self._trace_out(data, stage)
+                    stamp = (clock(), perf_counter())
+                    command.tag = stamp
+                    if len(pending) > 1:  # a pipelined group: stamp all it wrote
+                        for command in reversed(pending):
+                            if command.tag is not None:
+                                break
+                            command.tag = stamp
+                    self.bytes_sent += len(data)
+                    transport.send(data, stage)
+                    if on_written is not None and stage is _END_OF_DATA:
+                        on_written()
+                event = session.next_event() if reader.in_reply else None
+                fresh = True  # the first wait arms the reply's deadline, later ones resume it
+                while event is None:
+                    received = transport.read(fresh)
+                    if received is None:
+                        raise timed_out(self._waiting_for())
+                    fresh = False
+                    if received:
+                        reply = reader.receive(received)
+                        if reply is not None:
+                            event = answer(reply)
+                    else:
+                        event = session.receive(b"")  # hung up: raises ConnectionLost
+                        if event is None:
+                            raise lost(self._waiting_for())
+                if trace is not None:
+                    self._trace_in(event)
+                start, t0 = event.tag
+                sent = event.size
+                event.size = 0  # LMTP: later replies wrote nothing more
+                reply = event.reply
+                if event.ok:
+                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, None)
+                else:
+                    error = self.rejection(event.stage, reply)
+                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, error)
+                    if on_reply is not None:
+                        on_reply(event)
+                if event is target or event.done is not None:
+                    return event
+                data = b"" if target is not None else session.data_to_send()
+        except RemoteProtocolError:
+            exc = lost(self._waiting_for())
+            self._report_failure(exc)
+            self._fail()
+            raise exc from None
         except SmtpError as exc:
             self._report_failure(exc)
             self._fail()
@@ -311,27 +331,21 @@ class SmtpClient:
         except BaseException:
             self.close()
             raise
-        return event.reply  # type: ignore[return-value]
+
+    def _exchange(self, data: bytes) -> Reply:
+        """Write the command the session just queued, read its reply, report its stage."""
+        return self._drive(data, self.session.pending[-1]).reply
 
     # -- session commands ------------------------------------------------------------------
 
     def read_greeting(self) -> Reply:
         """Read the server's greeting (stage ``banner``), timed from now."""
-        session = self.session
-        if not session.pending or session.pending[0].stage != stages.BANNER:
+        pending = self.session.pending
+        if not pending or pending[0].stage is not stages.BANNER:
             raise RuntimeError("the greeting is read once, right after connecting")
-        session.pending[0].tag = (time.time(), time.perf_counter())
-        try:
-            event = self._next_event()
-        except SmtpError as exc:
-            self._report_failure(exc)
-            self._fail()
-            raise
-        except BaseException:
-            self.close()
-            raise
-        self._report_event(event)
-        return event.reply  # type: ignore[return-value]
+        banner = pending[0]
+        banner.tag = (time.time(), time.perf_counter())
+        return self._drive(b"", banner).reply
 
     def connect(self) -> Reply:
         """:meth:`open` then :meth:`read_greeting`."""
@@ -360,6 +374,20 @@ class SmtpClient:
     def data(self) -> Reply:
         """DATA; success means exactly 354."""
         return self._exchange(self.session.data())
+
+    def content(self, payload: bytes) -> list[Reply]:
+        """After a 354: the content (dot-stuffed, ending with the ``.`` line) and its
+        end-of-data replies, one per accepted recipient for LMTP, each reported."""
+        session = self.session
+        data = session.content(payload)
+        command = session.pending[-1]
+        replies: list[Reply] = []
+        while True:
+            event = self._drive(data, command)
+            replies.append(event.reply)
+            data = b""
+            if command.owed <= 0 or session.closing:
+                return replies
 
     def rset(self) -> Reply:
         return self._exchange(self.session.rset())
@@ -398,9 +426,8 @@ class SmtpClient:
         the RCPTs and DATA as one group. Every reply is reported as its stage.
 
         Returns the ended :class:`Transaction`, delivered or not: policy is the caller's.
-        ``on_reply(command)`` sees every refused reply as it comes, and the reply that
-        ends the transaction, and may raise to stop at once (the connection is then
-        closed); ``on_written()`` is called once the content is
+        ``on_reply(command)`` sees every refused reply as it comes and may raise to stop
+        at once (the connection is then closed); ``on_written()`` is called once the content is
         written, before its replies (smtp-source's ``-c``). A lost connection or timeout
         closes the connection and raises."""
         session = self.session
@@ -412,83 +439,8 @@ class SmtpClient:
             pipelining=pipelining,
             mail_params=tuple(mail_params),
         )
-        trace, on_stage, pending = self.trace, self.on_stage, session.pending
-        reader, answer, perf_counter = session.reader, session.answer, time.perf_counter
-        try:
-            transport = self._transport
-            if transport is None:
-                raise lost(stages.MAIL)
-            data = session.data_to_send()
-            while True:
-                # the loop of every message: writing, stamping, reading and reporting are
-                # written out here rather than called
-                if data:
-                    command = pending[-1]
-                    stage = command.stage
-                    if trace is not None:
-                        self._trace_out(data, stage)
-                    stamp = (time.time(), perf_counter())
-                    command.tag = stamp
-                    if len(pending) > 1:  # a pipelined group: stamp all it wrote
-                        for command in reversed(pending):
-                            if command.tag is not None:
-                                break
-                            command.tag = stamp
-                    self.bytes_sent += len(data)
-                    transport.send(data, stage)
-                    if on_written is not None and stage is stages.END_OF_DATA:
-                        on_written()
-                event = session.next_event() if reader.in_reply else None
-                fresh = True  # the first wait arms the reply's deadline, later ones resume it
-                while event is None:
-                    received = transport.read(fresh)
-                    if received is None:
-                        raise timed_out(self._waiting_for())
-                    fresh = False
-                    if received:
-                        reply = reader.receive(received)
-                        if reply is not None:
-                            event = answer(reply)
-                    else:
-                        event = session.receive(b"")  # hung up: raises ConnectionLost
-                        if event is None:
-                            raise lost(self._waiting_for())
-                if trace is not None:
-                    self._trace_in(event)
-                start, t0 = event.tag
-                sent, event.size = event.size, 0  # LMTP: later replies wrote nothing more
-                reply = event.reply
-                if event.ok:
-                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, None)
-                else:
-                    error = self.rejection(event.stage, reply)  # type: ignore[arg-type]
-                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, error)
-                    if on_reply is not None:
-                        on_reply(event)
-                if event.done is not None:
-                    if on_reply is not None and event.ok:
-                        on_reply(event)
-                    return transaction
-                data = session.data_to_send()
-        except RemoteProtocolError:
-            exc = lost(self._waiting_for())
-            self._report_failure(exc)
-            self._fail()
-            raise exc from None
-        except SmtpError as exc:
-            self._report_failure(exc)
-            self._fail()
-            raise
-        except BaseException:
-            self.close()
-            raise
-
-    def _trace_out(self, data: bytes, stage: str) -> None:
-        if stage is stages.END_OF_DATA:
-            self.trace(".")  # type: ignore[misc]
-            return
-        for line in data.split(b"\r\n")[:-1]:
-            self.trace(line.decode("utf-8", "surrogateescape"))  # type: ignore[misc]
+        self._drive(session.data_to_send(), None, on_reply, on_written)
+        return transaction
 
     def send_mail(
         self,

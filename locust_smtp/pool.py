@@ -53,7 +53,8 @@ class MessagePool:
     def finish(self) -> None:
         """A claimed message has been attempted (whatever the outcome)."""
         self.finished += 1
-        self._check()
+        if self.finished >= self.total:
+            self._check()
 
     def on_exhausted(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once, when every message has been claimed and finished."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -29,12 +29,12 @@ from .client import SmtpClient
 from .distributed import FATAL, WorkerPool
 from .pool import get_pool
 from .protocol import stages
-from .protocol._content import MessageTemplate, message_id_local
-from .protocol._envelope import RecipientNumbers, numbered_recipient
+from .protocol._content import MessageTemplate
+from .protocol._envelope import RecipientNumbers, numbered_recipient, source_recipients
 from .protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
 from .protocol.address import ServerAddress
 from .protocol.codes import CLOSING_CODES
-from .protocol.session import Command
+from .protocol.session import Command, Transaction
 from .source_options import PROGRAM, SourceConfig, printable
 from .users import SmtpUser, UserStopped
 
@@ -144,7 +144,11 @@ class SourceUser(SmtpUser):
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
-        self._refused_replies: list[Reply] = []
+        self._lmtp_judged = False
+        self._recipients = tuple(
+            source_recipients(self.envelope_recipient, config.recipients_per_message)
+        )
+        """Without -N every message has the same recipients: made once."""
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
@@ -189,6 +193,9 @@ class SourceUser(SmtpUser):
             if self.client.connected:
                 self.quit_or_fatal()
             raise StopUser()
+        config = run.config
+        if not (config.fixed_delay or config.random_delay):
+            return
         try:
             self.delay()
         except GreenletExit:
@@ -234,8 +241,9 @@ class SourceUser(SmtpUser):
         except Exception as exc:  # a bug, or the system refusing something: never silent
             self._report_message(start, t0, exc)
             raise SourceFatal(f"unexpected error: {type(exc).__name__}: {exc}") from None
-        self._report_message(start, t0, failure)
-        self._after_failure(failure)
+        self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
+        if failure is not None or self._reconnect_wait:
+            self._after_failure(failure)
         if not config.reuse_connection and self.client.connected:
             self.quit_or_fatal()
 
@@ -287,11 +295,9 @@ class SourceUser(SmtpUser):
     def _transaction(self, number: int) -> ReplyError | None:
         client = self.client
         config = self.source.config
-        self._refused_replies = []
-        payload = self.payload_template.render(
-            message_id_local(self._pid, max(client.fileno, 0), number)
-        )
-        numbers = None
+        self._lmtp_judged = False
+        payload = self.payload_template.render(self.message_id(number))
+        recipients: Iterable[str] = self._recipients
         if config.number_recipients:
             numbers = self.source.numbers
             if isinstance(get_pool(self.environment), WorkerPool):
@@ -299,12 +305,12 @@ class SourceUser(SmtpUser):
                 # recipients from its own place in the run; still unique, 1 upwards
                 first = (config.messages - 1 - number) * config.recipients_per_message + 1
                 numbers = RecipientNumbers(first)
-        # numbered as each RCPT is written, so that -N numbers interleave across sessions
-        # as in C
-        recipients = (
-            numbered_recipient(self.envelope_recipient, left, numbers)
-            for left in range(config.recipients_per_message, 0, -1)
-        )
+            # numbered as each RCPT is written, so that -N numbers interleave across
+            # sessions as in C
+            recipients = (
+                numbered_recipient(self.envelope_recipient, left, numbers)
+                for left in range(config.recipients_per_message, 0, -1)
+            )
         transaction = client.transaction(
             self.envelope_sender,
             recipients,
@@ -312,6 +318,8 @@ class SourceUser(SmtpUser):
             on_reply=self._check_reply,
             on_written=self.source.count_delivery,
         )
+        if config.lmtp:
+            self._judge_lmtp(transaction)
         failed = transaction.failed
         if failed is None:
             if client.session.closing:  # LMTP: delivered to some, then 421
@@ -327,26 +335,27 @@ class SourceUser(SmtpUser):
     def _check_reply(self, command: Command) -> None:
         """smtp-source's reaction to each refused reply of a transaction: fatal, or under
         -A a warning and on with the transaction (the session decides what comes next).
-        LMTP's end-of-data replies are all read before a fatal one ends the run, so that
-        the message counts as delivered if another recipient took it."""
-        stage = command.stage
-        if stage is stages.END_OF_DATA and self.source.config.lmtp:
-            if not command.ok:
-                self._refused_replies.append(command.reply)  # type: ignore[arg-type]
-            if command.done is not None or self.client.session.closing:
-                refused, self._refused_replies = self._refused_replies, []
-                transaction = command.done or self.client.session.transaction
-                for reply in refused:
-                    try:
-                        self._reject(stage, reply)
-                    except SourceFatal as fatal:
-                        fatal.delivered = transaction is not None and any(
-                            reply.positive for reply in transaction.replies
-                        )
-                        raise
+        LMTP's end-of-data replies are judged together once all are in, so that the
+        message counts as delivered if another recipient took it."""
+        if command.stage is stages.END_OF_DATA and self.source.config.lmtp:
+            if self.client.session.closing:  # a 421 among them: no more will come
+                self._judge_lmtp(command.done or self.client.session.transaction)
             return
-        if not command.ok:
-            self._reject(stage, command.reply)  # type: ignore[arg-type]
+        self._reject(command.stage, command.reply)  # type: ignore[arg-type]
+
+    def _judge_lmtp(self, transaction: Transaction | None) -> None:
+        """Warn about (or die of) each refused LMTP end-of-data reply, in order, once."""
+        if transaction is None or self._lmtp_judged:
+            return
+        self._lmtp_judged = True
+        delivered = any(reply.positive for reply in transaction.replies)
+        for reply in transaction.replies:
+            if not reply.positive:
+                try:
+                    self._reject(stages.END_OF_DATA, reply)
+                except SourceFatal as fatal:
+                    fatal.delivered = delivered
+                    raise
 
     def _after_rejection(self, reply: Reply, error: ReplyError) -> ReplyError:
         if reply.code in CLOSING_CODES:

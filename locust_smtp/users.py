@@ -115,6 +115,7 @@ class SmtpUser(User):
             raise LocustError(f"bad host: {exc}") from None
         lmtp = self.lmtp or bool(address.lmtp)
         self.request_type = "LMTP" if lmtp else "SMTP"
+        self._lmtp = bool(lmtp)
         self._fire: Callable[..., None] = environment.events.request.fire
         self._own_context = type(self).context is not User.context
         self.client = self.make_client(address, lmtp)
@@ -135,6 +136,8 @@ class SmtpUser(User):
             self.hello_command if self.hello_command is not None else ("LHLO" if lmtp else "HELO")
         )
         self._pid = os.getpid()
+        self._id_fd = -2
+        self._id_prefix = ""
         self.messages_reported = 0
         """``message`` requests this user has reported (attempted messages)."""
         self._counting = False
@@ -176,7 +179,11 @@ class SmtpUser(User):
         """The Message-Id local part for the next message (``PPPP.FFFF.CCCC``)."""
         if number is None:
             number = next(_message_numbers)
-        return message_id_local(self._pid, max(self.client.fileno, 0), number)
+        fd = self.client.fileno
+        if fd != self._id_fd:  # the first two fields change only with the connection
+            self._id_fd = fd
+            self._id_prefix = message_id_local(self._pid, max(fd, 0), 0)[:-4]
+        return f"{self._id_prefix}{number & 0xFFFFFFFF:04x}"  # hex4(number), inlined
 
     def recipients(self) -> list[str]:
         """The RCPT addresses of the next message."""
@@ -197,8 +204,16 @@ class SmtpUser(User):
         reply: Reply | None,
         exception: BaseException | None,
     ) -> None:
-        if stage in _COUNTED_STAGES:
-            self._count(stage, start_time, response_time, reply, exception)
+        if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.outcomes)
+            if stage == stages.MESSAGE:
+                self._count_message(start_time, response_time, exception)
+            elif reply is not None:  # a RCPT reply, or an end-of-data reply
+                if exception is None:
+                    # a recipient counts as accepted at RCPT (SMTP), or when delivered (LMTP)
+                    if (stage == stages.END_OF_DATA) is self._lmtp:
+                        self._accepted_in_message += 1
+                elif self._lmtp or stage == stages.RCPT:
+                    self._refused_in_message += 1
         self._fire(
             request_type=self.request_type,
             name=stage,
@@ -210,36 +225,21 @@ class SmtpUser(User):
             start_time=start_time,
         )
 
-    def _count(
-        self,
-        stage: str,
-        start_time: float,
-        response_time: float,
-        reply: Reply | None,
-        exception: BaseException | None,
+    def _count_message(
+        self, start_time: float, response_time: float, exception: BaseException | None
     ) -> None:
-        """The run's accounting (:mod:`locust_smtp.outcomes`): recipients as their replies
-        come, and each message's outcome when it is reported."""
-        if stage == stages.MESSAGE:
-            self.messages_reported += 1
-            outcome = outcome_of(exception)
-            refused = self._refused_in_message
-            outcomes = self._outcomes
-            if outcomes is None:
-                outcomes = self._outcomes = outcomes_for(self.environment, self.request_type)
-            outcomes.count(outcome, start_time + response_time / 1000.0, refused > 0)
-            if outcome == "accepted":
-                outcomes.recipients_accepted += self._accepted_in_message
-            outcomes.recipients_refused += refused
-            self._accepted_in_message = self._refused_in_message = 0
-        elif reply is not None:  # a RCPT reply, or an end-of-data reply
-            lmtp = self.request_type == "LMTP"
-            if exception is None:
-                # a recipient counts as accepted at RCPT (SMTP), or when delivered (LMTP)
-                if (stage == stages.END_OF_DATA) == lmtp:
-                    self._accepted_in_message += 1
-            elif stage == stages.RCPT or lmtp:
-                self._refused_in_message += 1
+        """Count a reported message's outcome, and its recipients as their replies came."""
+        self.messages_reported += 1
+        outcome = outcome_of(exception)
+        refused = self._refused_in_message
+        outcomes = self._outcomes
+        if outcomes is None:
+            outcomes = self._outcomes = outcomes_for(self.environment, self.request_type)
+        outcomes.count(outcome, start_time + response_time / 1000.0, refused > 0)
+        if outcome == "accepted":
+            outcomes.recipients_accepted += self._accepted_in_message
+        outcomes.recipients_refused += refused
+        self._accepted_in_message = self._refused_in_message = 0
 
     # -- sending ---------------------------------------------------------------------------
 

@@ -37,14 +37,17 @@ def _params(params: Iterable[str]) -> bytes:
     return b"".join(b" " + encode(check_value("parameter", p)) for p in params)
 
 
+@lru_cache(maxsize=256)  # a session's name, encoded once for all its connections
 def helo(name: str) -> bytes:
     return _command(b"HELO ", "HELO name", name)
 
 
+@lru_cache(maxsize=256)  # a session's name, encoded once for all its connections
 def ehlo(name: str) -> bytes:
     return _command(b"EHLO ", "EHLO name", name)
 
 
+@lru_cache(maxsize=256)  # a session's name, encoded once for all its connections
 def lhlo(name: str) -> bytes:
     return _command(b"LHLO ", "LHLO name", name)
 

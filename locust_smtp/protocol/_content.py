@@ -114,7 +114,7 @@ class MessageTemplate:
     def render(self, message_id: str = "") -> bytes:
         if not self.has_message_id:
             return self.tail
-        return self.head + encode(message_id) + self.tail
+        return self.head + message_id.encode("utf-8", "surrogateescape") + self.tail
 
 
 @dataclass(frozen=True)

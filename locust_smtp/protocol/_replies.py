@@ -105,7 +105,7 @@ class ReplyReader:
     Reply(code=250, text='mx.example\\nPIPELINING', lines=('250-mx.example', '250 PIPELINING'))
     """
 
-    __slots__ = ("_buffer", "_eof", "_kept", "_lines", "_texts", "_truncated")
+    __slots__ = ("_buffer", "_eof", "_kept", "_lines", "_texts", "_truncated", "in_reply")
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -114,11 +114,9 @@ class ReplyReader:
         self._truncated: bytes | None = None  # kept head of an over-long line
         self._eof = False
         self._kept = 0  # characters of text kept for the reply being read
-
-    @property
-    def in_reply(self) -> bool:
-        """True when part of a reply has been received but not returned yet."""
-        return bool(self._buffer or self._lines or self._truncated is not None)
+        self.in_reply = False
+        """True when part of a reply has been received but not returned yet (a plain
+        attribute, kept up to date, as every reply of every message reads it)."""
 
     def feed(self, data: bytes) -> None:
         """Add received bytes."""
@@ -126,6 +124,8 @@ class ReplyReader:
             self._buffer += data
         else:
             self._buffer = data
+        if data:
+            self.in_reply = True
 
     def receive(self, data: bytes) -> Reply | None:
         """:meth:`feed` then :meth:`next_reply`, in one call.
@@ -133,10 +133,16 @@ class ReplyReader:
         The common case, one whole single-line reply arriving on its own
         (``250 2.0.0 Ok\\r\\n``), is parsed without going through the line buffer;
         the result is the same as the general path's."""
-        if not self._buffer and not self._lines and self._truncated is None:
+        if not self.in_reply:
             end = data.find(b"\n")
             if 0 <= end <= LINE_LIMIT and end == len(data) - 1:
-                code, more, text, shown = parse_line(data[:end].rstrip(b"\r"))
+                line = data[:end].rstrip(b"\r").translate(_SANITIZE)
+                if line[3:4] == b" " and line[:3].isdigit():
+                    # "250 text": parse_line's first case, written out (every reply)
+                    shown = line.decode("ascii")
+                    text = shown[4:].lstrip(" \t\n\v\f\r")
+                    return Reply(int(line[:3]), text[:TEXT_LIMIT], (shown,))
+                code, more, text, shown = parse_line(line)
                 if not more:
                     return Reply(code, text[:TEXT_LIMIT], (shown,))
         self.feed(data)
@@ -173,7 +179,10 @@ class ReplyReader:
         while True:
             line = self._next_line()
             if line is None:
-                if self._eof and self.in_reply:
+                in_reply = self.in_reply = bool(
+                    self._buffer or self._lines or self._truncated is not None
+                )
+                if self._eof and in_reply:
                     raise RemoteProtocolError("reply", "connection closed in the middle of a reply")
                 return None
             code, more, text, shown = parse_line(line.rstrip(b"\r"))
@@ -190,4 +199,5 @@ class ReplyReader:
                 self._texts = []
                 self._kept = 0
                 joined = texts[0] if len(texts) == 1 else "\n".join(texts)
+                self.in_reply = bool(self._buffer or self._truncated is not None)
                 return Reply(code, joined[:TEXT_LIMIT], lines)

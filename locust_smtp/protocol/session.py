@@ -51,6 +51,8 @@ __all__ = ["Command", "Session", "Transaction"]
 
 _BANNER, _MAIL, _RCPT, _END = stages.BANNER, stages.MAIL, stages.RCPT, stages.END_OF_DATA
 _EHLO, _LHLO, _RSET = stages.EHLO, stages.LHLO, stages.RSET
+_BOOKED = frozenset({_MAIL, _RCPT, _END})  # with the writer's stage: a transaction's books
+_NO_EXTENSIONS = Extensions()
 
 
 class Command:
@@ -76,8 +78,8 @@ class Command:
         """Replies still owed: one, or one per accepted recipient for LMTP end of data."""
         self.tag: Any = None
         """Whatever the caller attached when it wrote the command (its send time)."""
-        self.reply: Reply | None = None
-        """The latest reply to it."""
+        self.reply: Reply = None  # type: ignore[assignment]  # read only once answered
+        """The latest reply to it (None until :meth:`Session.answer` matched one)."""
         self.ok = False
         """Whether that reply is the one the command expects."""
         self.done: Transaction | None = None
@@ -198,7 +200,7 @@ class Session:
 
     def __init__(self, lmtp: bool = False, *, greeting: bool = True) -> None:
         self.lmtp = lmtp
-        self.extensions = Extensions()
+        self.extensions = _NO_EXTENSIONS
         """What the last positive EHLO or LHLO reply offered."""
         self.greeting: Reply | None = None
         self.pending: deque[Command] = deque()
@@ -241,7 +243,11 @@ class Session:
             data = commands.ehlo(name)
         else:
             data = commands.helo(name)
-        return self._push(Command(stage, len(data)), data)
+        if self.closed:
+            raise LocalProtocolError(f"{stage} after the server hung up")
+        self.closing = False
+        self.pending.append(Command(stage, len(data)))
+        return data
 
     def mail(self, sender: str, params: Iterable[str] = ()) -> bytes:
         """MAIL FROM: starts a new transaction."""
@@ -276,7 +282,11 @@ class Session:
         return self._push(Command(stages.NOOP, len(commands.NOOP)), commands.NOOP)
 
     def quit(self) -> bytes:
-        return self._push(Command(stages.QUIT, len(commands.QUIT)), commands.QUIT)
+        if self.closed:
+            raise LocalProtocolError("QUIT after the server hung up")
+        self.closing = False
+        self.pending.append(Command(stages.QUIT, 6))
+        return commands.QUIT
 
     # -- a whole transaction ---------------------------------------------------------------
 
@@ -422,8 +432,19 @@ class Session:
             pending.clear()
         stage = command.stage
         transaction = self.transaction
-        if transaction is None or transaction.ended:
-            self._outside(command, reply, ok)
+        if (
+            transaction is None
+            or transaction.ended
+            or (stage not in _BOOKED and stage is not transaction.writer.stage)
+        ):
+            if stage is _BANNER:
+                self.greeting = reply
+            elif stage is _EHLO or stage is _LHLO:
+                if ok:
+                    self.extensions = Extensions.from_reply(reply)
+            elif stage is _RSET and ok and transaction is not None:
+                transaction.ended = True  # whatever the server held is gone
+                transaction.reset_needed = False
         elif stage is _RCPT:
             if ok:
                 transaction.accepted.append(command.recipient)  # type: ignore[arg-type]
@@ -457,7 +478,10 @@ class Session:
             if closing or command.owed <= 0:
                 if not ok and not any(r.positive for r in replies):
                     transaction.failed = command
-                self._end(transaction, command)
+                    self._end(transaction, command)
+                else:  # delivered: _end written out, as this is every message's last reply
+                    transaction.ended = True
+                    command.done = transaction
         elif stage is _MAIL:
             if not ok or closing:
                 transaction.failed = command
@@ -479,23 +503,7 @@ class Session:
             else:
                 transaction.failed = command
                 self._end(transaction, command)
-        else:  # RSET, NOOP, a greeting command... in the middle of a transaction
-            self._outside(command, reply, ok)
         return command
-
-    def _outside(self, command: Command, reply: Reply, ok: bool) -> None:
-        """A reply to a command that is not part of a transaction's books."""
-        stage = command.stage
-        if stage is _BANNER:
-            self.greeting = reply
-        elif stage is _EHLO or stage is _LHLO:
-            if ok:
-                self.extensions = Extensions.from_reply(reply)
-        elif stage is _RSET and ok:
-            transaction = self.transaction
-            if transaction is not None:  # whatever the server held is gone
-                transaction.ended = True
-                transaction.reset_needed = False
 
     def _end(self, transaction: Transaction, command: Command) -> None:
         transaction.ended = True
