@@ -1,18 +1,24 @@
 """SMTP/LMTP load generation for Locust.
 
-Three layers, each importing only the ones below it:
+Layers, each importing only the ones below it (docs/architecture.md):
 
-* :mod:`locust_smtp.protocol`: the protocol without I/O (replies, commands,
-  content, addresses, stages, errors); imports neither gevent nor Locust;
-* :class:`SmtpClient` (:mod:`locust_smtp.client`): a thin gevent loop around it;
-* the Locust layer: :class:`SmtpUser` and :class:`LmtpUser`, which report every
-  stage of every transaction, the ``--smtp-*`` options, the exact message pool,
-  distributed runs and the web UI's SMTP tab.
+* :mod:`locust_smtp.protocol`: the protocol without I/O (the session machine,
+  replies, commands, content, addresses, stages, errors); imports neither
+  gevent nor Locust;
+* :class:`SmtpClient` (:mod:`locust_smtp.client`) over a transport
+  (:mod:`locust_smtp.transport`): a thin gevent loop around the machine;
+* :mod:`locust_smtp.plugin`, the Locust layer: :class:`SmtpUser` and
+  :class:`LmtpUser`, which report every stage of every transaction, the
+  ``--smtp-*`` options, the exact message pool, distributed runs and the web
+  UI's SMTP tab;
+* the commands: :mod:`locust_smtp.source` (``locust-smtp``) and
+  :mod:`locust_smtp.sink` (``locust-smtp-sink``).
 
 Everything the protocol package exports is here too. The client and the users
 are imported when first asked for (``from locust_smtp import SmtpUser``), so
-that importing the protocol does not start Locust; importing the users
-registers the ``--smtp-*`` options and the rest of the Locust plugin.
+that importing the protocol does not start Locust; importing the users imports
+:mod:`locust_smtp.plugin`, which registers the ``--smtp-*`` options and the
+rest of the Locust plugin.
 """
 
 from __future__ import annotations
@@ -25,14 +31,14 @@ from .protocol import __all__ as _protocol_all
 
 if TYPE_CHECKING:
     from .client import MailResult, SmtpClient
-    from .users import LmtpUser, SmtpUser
+    from .plugin.users import LmtpUser, SmtpUser
 
 #: Names imported when first used, and the module each comes from.
 _LAZY = {
     "MailResult": ".client",
     "SmtpClient": ".client",
-    "LmtpUser": ".users",
-    "SmtpUser": ".users",
+    "LmtpUser": ".plugin",
+    "SmtpUser": ".plugin",
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from servers import LOCUST_SMTP, our_sink, scripted_server
 
-from locust_smtp.source_options import UsageError, atoi, parse_args
+from locust_smtp.source.options import UsageError, atoi, parse_args
 
 
 def locust_smtp(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

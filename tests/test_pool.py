@@ -16,9 +16,10 @@ import pytest
 from gevent.pool import Group
 from locust.env import Environment
 
-from locust_smtp import SmtpUser, distributed
-from locust_smtp.distributed import MasterPool, WorkerPool
-from locust_smtp.pool import set_pool
+from locust_smtp import SmtpUser
+from locust_smtp.plugin import distributed
+from locust_smtp.plugin.distributed import MasterPool, WorkerPool
+from locust_smtp.plugin.pool import set_pool
 
 
 class Bus:
@@ -157,7 +158,7 @@ def test_grants_for_users_that_left_are_released(asked_then_left: int) -> None:
 
 
 def test_one_process_pool_reuses_a_released_number() -> None:
-    from locust_smtp.pool import MessagePool
+    from locust_smtp.plugin.pool import MessagePool
 
     pool = MessagePool(5)
     assert [pool.claim(), pool.claim(), pool.claim()] == [4, 3, 2]

@@ -20,8 +20,8 @@ from locust.env import Environment
 from servers import our_sink
 
 from locust_smtp import ReplyReader, SmtpClient, SmtpTimeout, SmtpUser, data_payload
-from locust_smtp.options import _check_user_classes, install_pool
-from locust_smtp.outcomes import outcomes_for
+from locust_smtp.plugin.options import _check_user_classes, install_pool
+from locust_smtp.plugin.outcomes import outcomes_for
 
 PAYLOAD = data_payload(b"Subject: t\r\n\r\nhello\r\n")
 
@@ -269,7 +269,7 @@ def test_an_unexpected_error_in_a_task_is_a_counted_failure() -> None:
 
 def test_a_message_some_recipients_refused_is_accepted_partly_everywhere() -> None:
     from locust_smtp import LmtpUser
-    from locust_smtp.webui import smtp_figures
+    from locust_smtp.plugin.webui import smtp_figures
 
     class ThreeRecipients(LmtpUser):
         recipients_per_message = 3

@@ -213,7 +213,7 @@ def test_host_is_required() -> None:
 def test_ramping_up_and_down_keeps_the_message_count_exact() -> None:
     from servers import our_sink
 
-    from locust_smtp.options import install_pool
+    from locust_smtp.plugin.options import install_pool
 
     class Ramped(SmtpUser):
         pass
@@ -245,7 +245,7 @@ def test_ramping_up_and_down_keeps_the_message_count_exact() -> None:
 
 
 def test_smtp_tab_figures_group_failures_by_stage_and_code() -> None:
-    from locust_smtp.webui import smtp_figures
+    from locust_smtp.plugin.webui import smtp_figures
 
     with smtp_sink("-f", "rcpt") as address:
         env = run_users(limited(SmtpUser, 7, host=address, reuse_connection=True), users=1)

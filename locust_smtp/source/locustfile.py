@@ -4,7 +4,7 @@ Its settings come from the command line ``locust-smtp`` parsed in this process
 (``--processes`` children inherit them when Locust forks).
 """
 
-from locust_smtp.source_session import SourceUser
+from locust_smtp.source.session import SourceUser
 
 
 class SmtpSource(SourceUser):

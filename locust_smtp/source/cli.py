@@ -5,7 +5,7 @@
 
 Start-up checks run in smtp-source's order (reference §1.3) before Locust
 starts, so a bad command line fails fast with smtp-source's words. Then
-Locust runs ``-s`` users of :class:`~locust_smtp.source_session.SourceUser`
+Locust runs ``-s`` users of :class:`~locust_smtp.source.session.SourceUser`
 sharing a pool of exactly ``-m`` messages; stdout carries only what
 smtp-source prints (the ``-c`` counter), stderr the diagnostics and, at the
 end, a summary.
@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .distributed import DELIVERED, FATAL
-from .options import MASTER_HANDLERS
-from .protocol._content import SourceMessage
-from .protocol._envelope import default_address, local_hostname
-from .protocol.address import AddressError, hostname_problem, parse_source_address
-from .source_options import HELP, PROGRAM, SourceConfig, UsageError, parse_args, printable
-from .source_session import SourceRun, set_current_run
+from ..plugin.distributed import DELIVERED, FATAL
+from ..plugin.options import MASTER_HANDLERS
+from ..protocol._content import SourceMessage
+from ..protocol._envelope import default_address, local_hostname
+from ..protocol.address import AddressError, hostname_problem, parse_source_address
+from .options import HELP, PROGRAM, SourceConfig, UsageError, parse_args, printable
+from .session import SourceRun, set_current_run
 
-LOCUSTFILE = Path(__file__).with_name("source_locustfile.py")
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SPAWN_AT_ONCE = 10_000  # users per second: every session starts at once
 FILES_RESERVED = 64  # open files Locust and Python need besides the sessions' sockets
 WORKERS_STOP_TIMEOUT = 5.0
@@ -140,7 +140,7 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
     from locust import events
     from locust.runners import MasterRunner, WorkerRunner
 
-    from .summary import render
+    from ..plugin.summary import render
 
     reported: list[bool] = []
     interrupted: list[int] = []  # the signal that stopped the run, if one did

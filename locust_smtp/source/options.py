@@ -16,7 +16,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
-from .protocol.address import address_literal_problem, hostname_problem
+from ..protocol.address import address_literal_problem, hostname_problem
 
 PROGRAM = "locust-smtp"
 SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"

@@ -25,23 +25,23 @@ import gevent
 from gevent import GreenletExit
 from locust.exception import StopUser
 
-from .client import SmtpClient
-from .distributed import FATAL, WorkerPool
-from .pool import get_pool
-from .protocol import stages
-from .protocol._content import MessageTemplate
-from .protocol._envelope import RecipientNumbers, numbered_recipient, source_recipients
-from .protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
-from .protocol.address import ServerAddress
-from .protocol.codes import CLOSING_CODES
-from .protocol.session import Command, Transaction
-from .source_options import PROGRAM, SourceConfig, printable
-from .users import SmtpUser, UserStopped
+from ..client import SmtpClient
+from ..plugin.distributed import FATAL, WorkerPool
+from ..plugin.pool import get_pool
+from ..plugin.users import SmtpUser, UserStopped
+from ..protocol import stages
+from ..protocol._content import MessageTemplate
+from ..protocol._envelope import RecipientNumbers, numbered_recipient, source_recipients
+from ..protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
+from ..protocol.address import ServerAddress
+from ..protocol.codes import CLOSING_CODES
+from ..protocol.session import Command, Transaction
+from .options import PROGRAM, SourceConfig, printable
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from .protocol._replies import Reply
+    from ..protocol._replies import Reply
 
 
 class SourceFatal(Exception):

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import AsyncResult
 
+from ..protocol import stages
 from .outcomes import outcomes_for
 from .pool import MessagePool
-from .protocol import stages
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -170,7 +170,7 @@ class MasterPool:
 
 
 class WorkerPool:
-    """A worker's side, with the interface of :class:`~locust_smtp.pool.MessagePool`.
+    """A worker's side, with the interface of :class:`~locust_smtp.plugin.pool.MessagePool`.
 
     Claims are batched: while one request is on its way to the master, users that
     want a message queue up, and the next request asks for all of them at once.

@@ -25,21 +25,26 @@ from gevent import GreenletExit, Timeout
 from locust import User, constant
 from locust.exception import LocustError, StopUser
 
-from .client import DEFAULT_TIMEOUT, MailResult, SmtpClient
+from ..client import DEFAULT_TIMEOUT, MailResult, SmtpClient
+from ..protocol import stages
+from ..protocol._content import MessageTemplate, SourceMessage, data_payload, message_id_local
+from ..protocol._envelope import (
+    RecipientNumbers,
+    default_address,
+    local_hostname,
+    source_recipients,
+)
+from ..protocol._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
+from ..protocol._writers import DATA_WRITER
+from ..protocol.address import AddressError, ServerAddress, parse_host
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
-from .protocol import stages
-from .protocol._content import MessageTemplate, SourceMessage, data_payload, message_id_local
-from .protocol._envelope import RecipientNumbers, default_address, local_hostname, source_recipients
-from .protocol._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
-from .protocol._writers import DATA_WRITER
-from .protocol.address import AddressError, ServerAddress, parse_host
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from .protocol._replies import Reply
+    from ..protocol._replies import Reply
 
 _message_numbers = itertools.count()
 _recipient_numbers = RecipientNumbers()
@@ -204,7 +209,7 @@ class SmtpUser(User):
         reply: Reply | None,
         exception: BaseException | None,
     ) -> None:
-        if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.outcomes)
+        if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.plugin.outcomes)
             if stage == stages.MESSAGE:
                 self._count_message(start_time, response_time, exception)
             elif reply is not None:  # a RCPT reply, or an end-of-data reply

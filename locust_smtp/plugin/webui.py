@@ -14,8 +14,8 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..protocol import stages
 from .outcomes import outcomes_for, outcomes_of
-from .protocol import stages
 from .summary import failures_by_stage
 
 if TYPE_CHECKING:

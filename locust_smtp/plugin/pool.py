@@ -73,7 +73,7 @@ _ATTRIBUTE = "smtp_message_pool"
 
 def get_pool(environment: Environment) -> MessagePool | None:
     """The pool of this environment, if the run has a message count (on a worker, a
-    :class:`~locust_smtp.distributed.WorkerPool` with the same interface)."""
+    :class:`~locust_smtp.plugin.distributed.WorkerPool` with the same interface)."""
     pool: Any = getattr(environment, _ATTRIBUTE, None)
     return pool  # type: ignore[no-any-return]
 

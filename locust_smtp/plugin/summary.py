@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..protocol import stages
+from ..protocol._errors import read_failure_key
 from .outcomes import Outcomes, outcomes_for
-from .protocol import stages
-from .protocol._errors import read_failure_key
 
 if TYPE_CHECKING:
     from locust.env import Environment

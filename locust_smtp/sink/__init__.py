@@ -1,0 +1,34 @@
+"""``locust-smtp-sink``: a gevent SMTP/LMTP server that accepts mail and throws it away.
+
+    locust-smtp-sink [options] [[inet:]host:port | unix:path]     (default 127.0.0.1:2525)
+
+The bundled target for locust-smtp: ESMTP with PIPELINING, 8BITMIME and
+SIZE; LMTP (``-L``) with one end-of-data reply per accepted recipient; TCP
+over IPv4/IPv6 or a UNIX socket. It counts connections, messages and
+recipients and prints the counts at exit (and every ``--report-interval``
+seconds). Faults in the spirit of Postfix's smtp-sink: ``-r CMD,..`` answers
+those commands with 450, ``-f CMD,..`` with 550, ``-q CMD,..`` hangs up
+without a reply, ``-Q CMD,..`` sends 421 and hangs up; ``--delay SECONDS``
+waits before every reply. ``--record DIR`` writes each connection's client
+bytes to ``DIR/NNNNNN.client`` (used by the differential tests).
+
+Commands for the fault options: connect, helo, ehlo, lhlo, mail, rcpt, data,
+``.`` (end of data), rset, noop, quit.
+"""
+
+from .cli import entry_point, main, parse_args
+from .server import Sink, listen
+from .state import COMMANDS, PROGRAM, Counters, Session, SinkConfig
+
+__all__ = [
+    "COMMANDS",
+    "PROGRAM",
+    "Counters",
+    "Session",
+    "Sink",
+    "SinkConfig",
+    "entry_point",
+    "listen",
+    "main",
+    "parse_args",
+]

@@ -1,0 +1,107 @@
+"""``locust-smtp-sink``'s command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..protocol.address import AddressError
+from .server import Sink, listen
+from .state import COMMANDS, PROGRAM, SinkConfig
+
+
+def _commands(value: str) -> frozenset[str]:
+    names = frozenset(c.strip().lower() for c in value.split(",") if c.strip())
+    unknown = names - COMMANDS
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown command: {', '.join(sorted(unknown))}")
+    return names
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Accept SMTP/LMTP mail and discard it, counting it."
+    )
+    parser.add_argument(
+        "address",
+        nargs="?",
+        default="127.0.0.1:2525",
+        help="[inet:]host:port or unix:path (default 127.0.0.1:2525)",
+    )
+    parser.add_argument("-L", "--lmtp", action="store_true", help="speak LMTP")
+    for short, long, action in (
+        ("-r", "--soft-reject", "answer these commands with 450"),
+        ("-f", "--hard-reject", "answer these commands with 550"),
+        ("-q", "--hang-up", "disconnect without a reply after these"),
+        ("-Q", "--close-421", "reply 421 and disconnect after these"),
+    ):
+        parser.add_argument(
+            short, long, type=_commands, default=frozenset(), metavar="CMD,...", help=action
+        )
+    parser.add_argument(
+        "--fault-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="inject the faults above only on every Nth such command",
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before every reply",
+    )
+    parser.add_argument("--hostname", default="locust-smtp-sink", help="name in replies")
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="print the counts every SECONDS (and always at exit)",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="write each connection's client bytes to DIR/NNNNNN.client",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    config = SinkConfig(
+        hostname=args.hostname,
+        lmtp=args.lmtp,
+        soft_reject=args.soft_reject,
+        hard_reject=args.hard_reject,
+        hang_up=args.hang_up,
+        close_421=args.close_421,
+        delay=args.delay,
+        record=args.record,
+        fault_every=max(1, args.fault_every),
+    )
+    try:
+        listener = listen(args.address)
+    except (AddressError, OSError) as exc:
+        print(f"{PROGRAM}: fatal: {args.address}: {exc}", file=sys.stderr)
+        return 1
+    if config.record is not None:
+        config.record.mkdir(parents=True, exist_ok=True)
+    name = listener.getsockname()
+    where = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
+
+    def ready() -> None:
+        print(f"{PROGRAM}: listening on {where}", file=sys.stderr, flush=True)
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    Sink(listener, config).serve_forever(args.report_interval, out, ready)
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The sink's server: a gevent accept loop, one greenlet per connection, each moving
+bytes between a :class:`~locust_smtp.transport.SocketTransport` and a
+:class:`~.state.Session`."""
+
+from __future__ import annotations
+
+import _socket
+import itertools
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.socket
+from gevent.server import StreamServer
+
+from ..protocol import stages
+from ..protocol._errors import SmtpError
+from ..protocol.address import parse_source_address
+from ..transport import SocketTransport
+from .state import Counters, Session, SinkConfig
+
+
+class Sink:
+    """The server: owns the listening socket, the counters and the recorder."""
+
+    def __init__(self, listener: socket.socket, config: SinkConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self._ids = itertools.count(1)
+        self.server = StreamServer(listener, self._handle)
+
+    def _handle(self, sock: Any, _address: Any) -> None:
+        counters = self.counters
+        counters.connections += 1
+        counters.active += 1
+        record = None
+        if self.config.record is not None:
+            path = self.config.record / f"{next(self._ids):06d}.client"
+            record = open(path, "wb")  # noqa: SIM115 - closed in finally
+        session = Session(self.config, counters)
+        delay = self.config.delay
+        # the client's transport: a C-level socket waited on with libev watchers directly
+        # costs about half the CPU of gevent's cooperative socket per command
+        transport = SocketTransport(_socket.socket(fileno=sock.detach()))
+        try:
+            reply = session.greeting()
+            if delay:
+                gevent.sleep(delay)
+            if reply:
+                transport.send(reply, stages.BANNER)
+            while not session.closing:
+                data = transport.read()  # no timer: never None
+                if not data:
+                    break
+                if record is not None:
+                    record.write(data)
+                    record.flush()
+                reply = session.feed(data)
+                if reply:
+                    if delay:
+                        gevent.sleep(delay)
+                    transport.send(reply, stages.MESSAGE)
+        except (OSError, SmtpError):
+            pass
+        finally:
+            counters.active -= 1
+            if record is not None:
+                record.close()
+            transport.close(abort=False)
+
+    def serve_forever(
+        self,
+        report_interval: float = 0,
+        out: Callable[[str], None] = print,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Serve until SIGTERM or SIGINT, then print the counts. ``ready`` is called once
+        the signals are handled: a signal right after it still gets the counts printed."""
+        stop = gevent.event.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, stop.set)
+        self.server.start()
+        if ready is not None:
+            ready()
+        try:
+            while not stop.wait(report_interval or None):
+                out(self.counters.line())
+        finally:
+            self.server.stop(timeout=1)
+            out(self.counters.line())
+
+
+def listen(operand: str) -> socket.socket:
+    """A listening socket for ``[inet:]host:port`` or ``unix:path`` (gevent's: the server's
+    accept loop waits on it cooperatively, whether or not anything monkey-patched)."""
+    address = parse_source_address(operand)
+    sock: socket.socket
+    if address.path is not None:
+        if os.path.exists(address.path):
+            os.unlink(address.path)
+        sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(address.path)
+    else:
+        family, sockaddr = address.resolve()
+        sock = gevent.socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+    sock.listen(1024)
+    return sock
