@@ -384,8 +384,10 @@ class SmtpUser(User):
                 result = client.send_mail(sender, recipients, payload)
             except ReplyError as exc:
                 failure = exc
+                # the session says whether the server still holds part of the transaction;
                 # send_mail has already dropped the connection after 421/521
-                if client.connected and exc.stage != stages.END_OF_DATA:
+                transaction = client.session.transaction
+                if client.connected and transaction is not None and transaction.reset_needed:
                     self._reset()
             except SmtpError as exc:
                 failure = exc
