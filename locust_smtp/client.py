@@ -23,6 +23,7 @@ from gevent.hub import get_hub
 
 from .protocol import stages
 from .protocol._errors import (
+    LocalProtocolError,
     RemoteProtocolError,
     ReplyError,
     SmtpError,
@@ -151,8 +152,9 @@ class SmtpClient:
     @property
     def content_sent(self) -> bool:
         """A message's content went out and its end-of-data replies are not all in: the
-        server may have the message. Still true after the connection is closed, until the
-        next connection or transaction."""
+        server may have the message. Still true after a stopped user's connection is
+        closed, until the next connection or transaction; a lost connection or timeout
+        ends the transaction (its message is then reported failed) and makes it False."""
         return self.session.content_sent
 
     # -- connection ------------------------------------------------------------------------
@@ -199,6 +201,13 @@ class SmtpClient:
         if transport is not None:
             self._transport = None
             transport.close()
+
+    def _stop(self) -> None:
+        """Stopped by an exception that is not the server's (a kill, the caller's
+        ``on_reply``): close, and owe no reply on the old connection; whether the content
+        went out is kept (a stopped user counts such a message as interrupted)."""
+        self.session.pending.clear()
+        self.close()
 
     def _fail(self) -> None:
         """After a lost connection or a timeout: the transaction, if any, is over for us."""
@@ -267,6 +276,7 @@ class SmtpClient:
         pending, reader, answer = session.pending, session.reader, session.answer
         trace, on_stage = self.trace, self.on_stage
         clock, perf_counter = time.time, time.perf_counter
+        calling = False
         try:
             transport = self._transport
             if transport is None:
@@ -279,14 +289,18 @@ class SmtpClient:
                         self._trace_out(data, stage)
                     stamp = (clock(), perf_counter())
                     command.tag = stamp
-                    if len(pending) > 1:  # a pipelined group: stamp all it wrote
+                    if len(pending) > 1 and pending[-2].tag is None:
+                        # a pipelined group: stamp every command it wrote; its first
+                        # names the stage a failed write is reported in
                         for command in reversed(pending):
-                            if command.tag is not None:
+                            if command.tag is not None and command.tag is not stamp:
                                 break
                             command.tag = stamp
+                            stage = command.stage
                     self.bytes_sent += len(data)
                     transport.send(data, stage)
-                    if on_written is not None and stage is _END_OF_DATA:
+                    # (not after the lone "." of RFC 2920: no message went out)
+                    if on_written is not None and stage is _END_OF_DATA and session.content_sent:
                         on_written()
                 event = session.next_event() if reader.in_reply else None
                 fresh = True  # the first wait arms the reply's deadline, later ones resume it
@@ -315,21 +329,29 @@ class SmtpClient:
                     error = self.rejection(event.stage, reply)
                     on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, error)
                     if on_reply is not None:
+                        calling = True  # what it raises is the caller's, not the server's
                         on_reply(event)
+                        calling = False
                 if event is target or event.done is not None:
                     return event
                 data = b"" if target is not None else session.data_to_send()
         except RemoteProtocolError:
+            if calling:
+                self._stop()
+                raise
             exc = lost(self._waiting_for())
             self._report_failure(exc)
             self._fail()
             raise exc from None
         except SmtpError as exc:
+            if calling:
+                self._stop()
+                raise
             self._report_failure(exc)
             self._fail()
             raise
         except BaseException:
-            self.close()
+            self._stop()
             raise
 
     def _exchange(self, data: bytes) -> Reply:
@@ -430,6 +452,8 @@ class SmtpClient:
         at once (the connection is then closed); ``on_written()`` is called once the content is
         written, before its replies (smtp-source's ``-c``). A lost connection or timeout
         closes the connection and raises."""
+        if isinstance(recipients, (list, tuple)) and not recipients:
+            raise LocalProtocolError("a mail transaction needs at least one recipient")
         session = self.session
         transaction = session.start_mail(
             sender,

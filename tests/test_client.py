@@ -12,11 +12,12 @@ from typing import Any
 import gevent
 import gevent.event
 import pytest
-from servers import aiosmtpd_server, ipv6_available, read_line, scripted_server, smtp_sink
+from servers import aiosmtpd_server, ipv6_available, our_sink, read_line, scripted_server, smtp_sink
 
 from locust_smtp import (
     ConnectError,
     ConnectionLost,
+    LocalProtocolError,
     MalformedReply,
     PermanentReplyError,
     SmtpClient,
@@ -311,3 +312,91 @@ def test_buffer_size_sets_both_socket_buffers() -> None:
             sock.detach()
         client.close()
     assert sizes == [65536, 65536]
+
+
+# -- pipelining, through the same transaction path -------------------------------------------
+
+
+def test_a_pipelined_transaction_writes_one_group_and_books_every_reply(tmp_path: Path) -> None:
+    """MAIL, three RCPTs (the second refused by the sink) and DATA go out as one group,
+    timed from one write; every reply is reported as its own stage, in order."""
+    seen: list[tuple[str, float, int | None]] = []
+
+    def on_stage(stage: str, start: float, ms: float, sent: int, reply: Any, exc: Any) -> None:
+        seen.append((stage, start, reply.code if reply is not None else None))
+
+    rcpts = ["b@y.test", "c@y.test", "d@y.test"]
+    with our_sink("-f", "rcpt", "--fault-every", "2", record=tmp_path) as sink:
+        client = SmtpClient(sink.address, on_stage=on_stage)
+        client.connect()
+        client.ehlo("vm")
+        assert client.extensions.pipelining
+        result = client.send_mail("a@x.test", rcpts, PAYLOAD, pipelining=True)
+        client.quit()
+    assert result.accepted == ("b@y.test", "d@y.test")
+    assert [(r, reply.code) for r, reply in result.rejected] == [("c@y.test", 550)]
+    assert [(stage, code) for stage, _, code in seen[3:]] == [
+        ("MAIL", 250),
+        ("RCPT", 250),
+        ("RCPT", 550),
+        ("RCPT", 250),
+        ("DATA", 354),
+        ("end of data", 250),
+        ("message", 250),
+        ("QUIT", 221),
+    ]
+    group_starts = {start for stage, start, _ in seen[3:8]}
+    assert len(group_starts) == 1  # one write, one stamp for the whole group
+    group = b"MAIL FROM:<a@x.test>\r\n" + b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts)
+    [recorded] = tmp_path.glob("*.client")
+    assert recorded.read_bytes() == b"EHLO vm\r\n" + group + b"DATA\r\n" + PAYLOAD + b"QUIT\r\n"
+    assert sink.counts["messages"] == 1 and sink.counts["recipients"] == 2
+
+
+def test_a_pipelined_transaction_against_postfix_smtp_sink() -> None:
+    with smtp_sink() as address:
+        client, stages = session(address)
+        client.connect()
+        client.ehlo("vm")
+        result = client.send_mail("a@x", ["b@y", "c@y"], PAYLOAD, pipelining=True)
+        client.quit()
+    assert result.accepted == ("b@y", "c@y") and [r.code for r in result.replies] == [250]
+    assert [s[0] for s in stages.seen[3:]] == [
+        "MAIL",
+        "RCPT",
+        "RCPT",
+        "DATA",
+        "end of data",
+        "message",
+        "QUIT",
+    ]
+
+
+def test_what_on_reply_raises_is_the_callers_and_reported_once() -> None:
+    """A caller's policy that raises (smtp-source's fatal) stops the transaction: the
+    connection is closed, the exception is the caller's, and the refused stage was
+    reported once, not again as a lost connection."""
+    with our_sink("-f", "rcpt") as sink:
+        client, stages = session(sink.address)
+        client.connect()
+        client.helo("vm")
+
+        def fatal(command: Any) -> None:
+            raise PermanentReplyError(command.stage, command.reply, "policy says stop")
+
+        with pytest.raises(PermanentReplyError, match="policy says stop"):
+            client.transaction("a@x", ["b@y"], PAYLOAD, on_reply=fatal)
+        assert not client.connected and not client.session.pending
+    assert [s[:2] for s in stages.seen[3:]] == [("MAIL", 250), ("RCPT", 550)]
+
+
+def test_a_transaction_without_recipients_is_refused_before_anything_is_written() -> None:
+    with our_sink() as sink:
+        client, stages = session(sink.address)
+        client.connect()
+        client.helo("vm")
+        with pytest.raises(LocalProtocolError, match="at least one recipient"):
+            client.send_mail("a@x", [], PAYLOAD)
+        client.quit()
+    assert sink.counts["messages"] == 0
+    assert [s[0] for s in stages.seen] == ["connect", "banner", "HELO", "QUIT"]

@@ -445,3 +445,72 @@ def test_commands_one_at_a_time_share_the_transaction_rules() -> None:
     assert session.pending[0].owed == 2
     found = events(session, b"250 one\r\n250 two\r\n")
     assert found[-1].done is not None and found[-1].done.delivered
+
+
+# -- review findings, kept -----------------------------------------------------------------
+
+
+def test_an_rset_in_the_middle_ends_the_transaction_undelivered() -> None:
+    session = ready()
+    session.mail("a@x.test")
+    events(session, b"250 ok\r\n")
+    session.rcpt("b@y.test")
+    events(session, b"250 ok\r\n")
+    transaction = session.transaction
+    assert transaction is not None
+    session.rset()
+    [reset] = events(session, b"250 reset\r\n")
+    assert reset.done is transaction and transaction.ended
+    assert not transaction.delivered and not transaction.reset_needed
+
+
+def test_after_the_lone_dot_nothing_is_left_to_reset() -> None:
+    session = ready()
+    transaction = session.start_mail("a@x.test", TWO, PAYLOAD, pipelining=True)
+    session.data_to_send()
+    events(session, b"250 ok\r\n550 no\r\n550 no\r\n354 go anyway\r\n")
+    assert session.data_to_send() == b".\r\n"
+    events(session, b"554 no valid recipients\r\n")
+    assert transaction.ended and not transaction.reset_needed
+
+
+def test_a_broken_connection_after_a_partial_lmtp_delivery_has_no_failure_reply() -> None:
+    session = ready(lmtp=True, hello="LHLO")
+    transaction = session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
+    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
+        session.data_to_send()
+        events(session, reply)
+    session.data_to_send()
+    events(session, b"250 delivered to a\r\n")
+    session.abort()  # timed out waiting for b's reply
+    assert transaction.aborted and transaction.failed is not None
+    assert transaction.failure is None  # no reply refused it: the 250 is not its failure
+
+
+def test_the_failure_of_lmtp_end_of_data_is_the_first_refusal() -> None:
+    session = ready(lmtp=True, hello="LHLO")
+    transaction = session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
+    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
+        session.data_to_send()
+        events(session, reply)
+    session.data_to_send()
+    events(session, b"452 4.2.2 full\r\n421 4.3.2 bye\r\n")
+    assert transaction.failure is not None and transaction.failure.code == 452
+
+
+def test_command_by_command_a_354_after_every_rcpt_refused_leaves_the_choice_to_the_caller() -> (
+    None
+):
+    session = ready()
+    session.mail("a@x.test")
+    events(session, b"250 ok\r\n")
+    session.rcpt("b@y.test")
+    events(session, b"550 no\r\n")
+    session.data()
+    [data] = events(session, b"354 go\r\n")
+    transaction = session.transaction
+    assert transaction is not None and data.done is None and not transaction.ended
+    session.content(PAYLOAD)  # the caller sent its content anyway
+    [end] = events(session, b"554 no valid recipients\r\n")
+    assert end.done is transaction and not transaction.delivered
+    assert not transaction.reset_needed  # the server answered the content: nothing held

@@ -97,6 +97,7 @@ class Transaction:
         "_empty",
         "_lookahead",
         "_mail_written",
+        "aborted",
         "accepted",
         "content_sent",
         "driven",
@@ -150,6 +151,9 @@ class Transaction:
         """It failed before its content while the server may still hold part of it: RSET
         before the next transaction (never set when the server is closing)."""
         self.ended = False
+        self.aborted = False
+        """It ended because the connection broke (:meth:`Session.abort`), not on a reply:
+        :attr:`failure` is then None."""
         self._mail_written = False
         self._lookahead: str | None = None
         self._content_ready = False
@@ -166,10 +170,12 @@ class Transaction:
     def failure(self) -> Reply | None:
         """The reply that made it fail (for LMTP, the first refused end-of-data reply)."""
         failed = self.failed
-        if failed is None:
+        if failed is None or self.aborted:
             return None
-        if failed.stage is _END and self.replies:
-            return self.replies[0]
+        if failed.stage is _END:
+            for reply in self.replies:
+                if not reply.positive:
+                    return reply
         return failed.reply
 
     def _more_recipients(self) -> bool:
@@ -374,6 +380,7 @@ class Session:
         transaction = self.transaction
         if transaction is not None and not transaction.ended:
             transaction.failed = waiting
+            transaction.aborted = True
             transaction.ended = True
 
     # -- replies ---------------------------------------------------------------------------
@@ -443,7 +450,10 @@ class Session:
                 if ok:
                     self.extensions = Extensions.from_reply(reply)
             elif stage is _RSET and ok and transaction is not None:
-                transaction.ended = True  # whatever the server held is gone
+                if not transaction.ended:  # reset in the middle: it ends, undelivered
+                    transaction.failed = transaction.failed or command
+                    transaction.ended = True
+                    command.done = transaction
                 transaction.reset_needed = False
         elif stage is _RCPT:
             if ok:
@@ -466,8 +476,13 @@ class Session:
             ):
                 self._end(transaction, command)  # every RCPT refused: no DATA
         elif stage is _END:
-            if transaction._empty:  # the "." after a 354 with nobody to deliver to
+            if transaction._empty or not transaction.accepted:
+                # the "." after a 354 with nobody to deliver to (or, command by command,
+                # content sent anyway): it ends the transaction, undelivered, and the
+                # server holds nothing more
+                transaction.failed = transaction.failed or command
                 self._end(transaction, command)
+                transaction.reset_needed = False
                 return command
             replies = transaction.replies
             replies.append(reply)
@@ -493,11 +508,12 @@ class Session:
                 # MAIL or every RCPT refused (pipelined, or driven command by command)
                 if transaction.failed is None:
                     transaction.failed = command
-                if ok and transaction.driven:
+                if not ok:
+                    self._end(transaction, command)
+                elif transaction.driven:
                     # 354 anyway: end the empty content at once (RFC 2920 section 3.1)
                     transaction._empty = transaction._content_ready = True
-                else:
-                    self._end(transaction, command)
+                # else, command by command: the caller sends what it will; its reply ends it
             elif ok:
                 transaction._content_ready = True
             else:

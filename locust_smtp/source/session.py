@@ -357,13 +357,6 @@ class SourceUser(SmtpUser):
                     fatal.delivered = delivered
                     raise
 
-    def _after_rejection(self, reply: Reply, error: ReplyError) -> ReplyError:
-        if reply.code in CLOSING_CODES:
-            self.client.close()
-        else:
-            self._rset()
-        return error
-
     def _rset(self) -> None:
         reply = self.client.rset()
         if not reply.positive:
