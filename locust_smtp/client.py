@@ -103,6 +103,11 @@ class SmtpClient:
         self._sockaddr = sockaddr
         """``(family, address)`` already resolved, if given: every connection uses it."""
         self._transport: SocketTransport | None = None
+        # plain attributes, kept by open() and close(): read for every message
+        self.connected = False
+        """True between :meth:`open` and :meth:`close`."""
+        self.fileno = -1
+        """The socket's descriptor (-1 when not connected)."""
         self.bytes_sent = 0
         """Bytes written on this client's connections so far."""
 
@@ -159,15 +164,6 @@ class SmtpClient:
 
     # -- connection ------------------------------------------------------------------------
 
-    @property
-    def connected(self) -> bool:
-        return self._transport is not None
-
-    @property
-    def fileno(self) -> int:
-        """The socket's descriptor (-1 when not connected)."""
-        return self._transport.fileno if self._transport is not None else -1
-
     def resolve(self) -> tuple[int, object]:
         """Resolve the server address once; every later connection reuses the result."""
         if self._sockaddr is None:
@@ -192,6 +188,8 @@ class SmtpClient:
         except SmtpError as exc:
             self._report(stages.CONNECT, start, t0, 0, None, exc)
             raise
+        self.connected = True
+        self.fileno = self._transport.fileno
         self.session = Session(self.lmtp)
         self._report(stages.CONNECT, start, t0, 0, None, None)
 
@@ -200,6 +198,8 @@ class SmtpClient:
         transport = self._transport
         if transport is not None:
             self._transport = None
+            self.connected = False
+            self.fileno = -1
             transport.close()
 
     def _stop(self) -> None:

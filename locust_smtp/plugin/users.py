@@ -141,6 +141,7 @@ class SmtpUser(User):
             self.hello_command if self.hello_command is not None else ("LHLO" if lmtp else "HELO")
         )
         self._pid = os.getpid()
+        self._same_recipients: list[str] | None = None
         self._id_fd = -2
         self._id_prefix = ""
         self.messages_reported = 0
@@ -192,11 +193,15 @@ class SmtpUser(User):
 
     def recipients(self) -> list[str]:
         """The RCPT addresses of the next message."""
-        return source_recipients(
-            self.envelope_recipient,
-            self.recipients_per_message,
-            _recipient_numbers if self.number_recipients else None,
-        )
+        if self.number_recipients:
+            return source_recipients(
+                self.envelope_recipient, self.recipients_per_message, _recipient_numbers
+            )
+        if self._same_recipients is None:  # the same for every message: made once
+            self._same_recipients = source_recipients(
+                self.envelope_recipient, self.recipients_per_message
+            )
+        return self._same_recipients.copy()
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -321,7 +326,7 @@ class SmtpUser(User):
                 return None
             number = claimed if number is None else number
             payload = self.payload_template.render(self.message_id(number))
-            return self.send_transaction(self.envelope_sender, self.recipients(), payload)
+            return self._send_counted(self.envelope_sender, self.recipients(), payload)
 
     def send_raw_message(
         self, sender: str, recipients: Sequence[str], message: bytes
@@ -375,27 +380,34 @@ class SmtpUser(User):
         connection is reset (RSET) or, after 421/521, dropped, and the next message goes
         on. Returns None when the message failed."""
         with self.counted_message():
-            client = self.client
-            if not client.connected and not self.open_session():
-                return None
-            result: MailResult | None = None
-            failure: SmtpError | None = None
-            try:
-                result = client.send_mail(sender, recipients, payload)
-            except ReplyError as exc:
-                failure = exc
-                # the session says whether the server still holds part of the transaction;
-                # send_mail has already dropped the connection after 421/521
-                transaction = client.session.transaction
-                if client.connected and transaction is not None and transaction.reset_needed:
-                    self._reset()
-            except SmtpError as exc:
-                failure = exc
-                client.close()
+            return self._send_counted(sender, recipients, payload)
+
+    def _send_counted(
+        self, sender: str, recipients: Sequence[str], payload: bytes
+    ) -> MailResult | None:
+        """:meth:`send_transaction`'s work, inside a counted message."""
+        client = self.client
+        if not client.connected and not self.open_session():
+            return None
+        result: MailResult | None = None
+        failure: SmtpError | None = None
+        try:
+            result = client.send_mail(sender, recipients, payload)
+        except ReplyError as exc:
+            failure = exc
+            # the session says whether the server still holds part of the transaction;
+            # send_mail has already dropped the connection after 421/521
+            transaction = client.session.transaction
+            if client.connected and transaction is not None and transaction.reset_needed:
+                self._reset()
+        except SmtpError as exc:
+            failure = exc
+            client.close()
+        if failure is not None or self._reconnect_wait:
             self._after_failure(failure)
-            if not self.reuse_connection:
-                self.end_session()
-            return result
+        if not self.reuse_connection:
+            self.end_session()
+        return result
 
     def _reset(self) -> None:
         try:

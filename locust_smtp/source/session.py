@@ -27,7 +27,7 @@ from locust.exception import StopUser
 
 from ..client import SmtpClient
 from ..plugin.distributed import FATAL, WorkerPool
-from ..plugin.pool import get_pool
+from ..plugin.pool import MessagePool, get_pool
 from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._content import MessageTemplate
@@ -145,6 +145,7 @@ class SourceUser(SmtpUser):
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
         self._lmtp_judged = False
+        self._pool: MessagePool | WorkerPool | None = None
         self._recipients = tuple(
             source_recipients(self.envelope_recipient, config.recipients_per_message)
         )
@@ -171,9 +172,11 @@ class SourceUser(SmtpUser):
 
     def source_iteration(self) -> None:
         run = self.source
-        pool = get_pool(self.environment)
+        pool = self._pool
         if pool is None:
-            raise StopUser()
+            pool = self._pool = get_pool(self.environment)  # one per run, as this user
+            if pool is None:
+                raise StopUser()
         if self.next_number is None:
             self.next_number = pool.claim()
             if self.next_number is None:
