@@ -54,6 +54,18 @@ def drive(session: Session, transaction: Transaction, server: dict[bytes, bytes]
     return written
 
 
+def lmtp_content_sent(recipients: list[str]) -> tuple[Session, Transaction]:
+    """An LMTP session whose driven transaction has every RCPT accepted, its 354 and its
+    content written: the end-of-data replies are next."""
+    session = ready(lmtp=True, hello="LHLO")
+    transaction = session.start_mail("s@x.test", recipients, PAYLOAD)
+    for reply in [b"250 ok\r\n"] * (1 + len(recipients)) + [b"354 go\r\n"]:
+        assert session.data_to_send()
+        events(session, reply)
+    assert session.data_to_send() == PAYLOAD
+    return session, transaction
+
+
 # -- whole dialogues -------------------------------------------------------------------------
 
 
@@ -110,12 +122,7 @@ def test_a_full_lmtp_session_owes_one_reply_per_accepted_recipient() -> None:
 
 
 def test_lmtp_end_of_data_replies_name_their_recipient() -> None:
-    session = ready(lmtp=True, hello="LHLO")
-    session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
-    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
-        assert session.data_to_send()
-        events(session, reply)
-    assert session.data_to_send() == PAYLOAD
+    session, _ = lmtp_content_sent(["a@y.test", "b@y.test"])
     first = events(session, b"250 first\r\n")
     assert [(e.recipient, e.done) for e in first] == [("a@y.test", None)]
     [second] = events(session, b"550 second\r\n")
@@ -123,12 +130,7 @@ def test_lmtp_end_of_data_replies_name_their_recipient() -> None:
 
 
 def test_lmtp_every_end_of_data_reply_refused_fails_the_message() -> None:
-    session = ready(lmtp=True, hello="LHLO")
-    transaction = session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
-    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
-        session.data_to_send()
-        events(session, reply)
-    session.data_to_send()
+    session, transaction = lmtp_content_sent(["a@y.test", "b@y.test"])
     events(session, b"452 4.2.2 full\r\n550 5.1.1 gone\r\n")
     assert transaction.failed is not None and transaction.failed.stage == stages.END_OF_DATA
     assert transaction.failure is not None and transaction.failure.code == 452  # the first
@@ -227,12 +229,7 @@ def test_a_closing_reply_anywhere_ends_everything(at: int, code: int) -> None:
 
 
 def test_lmtp_delivered_to_some_then_421_counts_as_delivered() -> None:
-    session = ready(lmtp=True, hello="LHLO")
-    transaction = session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
-    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
-        session.data_to_send()
-        events(session, reply)
-    session.data_to_send()
+    session, transaction = lmtp_content_sent(["a@y.test", "b@y.test"])
     found = events(session, b"250 delivered\r\n421 4.3.2 shutting down\r\n")
     assert found[-1].done is transaction and transaction.delivered and session.closing
 
@@ -475,12 +472,7 @@ def test_after_the_lone_dot_nothing_is_left_to_reset() -> None:
 
 
 def test_a_broken_connection_after_a_partial_lmtp_delivery_has_no_failure_reply() -> None:
-    session = ready(lmtp=True, hello="LHLO")
-    transaction = session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
-    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
-        session.data_to_send()
-        events(session, reply)
-    session.data_to_send()
+    session, transaction = lmtp_content_sent(["a@y.test", "b@y.test"])
     events(session, b"250 delivered to a\r\n")
     session.abort()  # timed out waiting for b's reply
     assert transaction.aborted and transaction.failed is not None
@@ -488,12 +480,7 @@ def test_a_broken_connection_after_a_partial_lmtp_delivery_has_no_failure_reply(
 
 
 def test_the_failure_of_lmtp_end_of_data_is_the_first_refusal() -> None:
-    session = ready(lmtp=True, hello="LHLO")
-    transaction = session.start_mail("s@x.test", ["a@y.test", "b@y.test"], PAYLOAD)
-    for reply in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
-        session.data_to_send()
-        events(session, reply)
-    session.data_to_send()
+    session, transaction = lmtp_content_sent(["a@y.test", "b@y.test"])
     events(session, b"452 4.2.2 full\r\n421 4.3.2 bye\r\n")
     assert transaction.failure is not None and transaction.failure.code == 452
 
