@@ -73,7 +73,7 @@ def render(environment: Environment, request_type: str, program: str) -> str:
             lines.append(
                 f"{name:<12} {entry.num_requests:>8} {entry.num_failures:>7} "
                 f"{entry.avg_response_time:>8.3f} {p[0]:>7} {p[1]:>7} {p[2]:>7} "
-                f"{entry.max_response_time:>8.1f}"
+                f"{entry.max_response_time:>8.3f}"
             )
     failures = failures_by_stage(stats, request_type)
     if failures:
