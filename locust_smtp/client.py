@@ -92,6 +92,7 @@ class SmtpClient:
             lmtp = bool(self.address.lmtp)
         self.lmtp = lmtp
         self._hub = get_hub()
+        self._transport: SocketTransport | None = None
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.family = family
@@ -102,7 +103,6 @@ class SmtpClient:
         """The dialogue of the current (or last) connection: a new one per connection."""
         self._sockaddr = sockaddr
         """``(family, address)`` already resolved, if given: every connection uses it."""
-        self._transport: SocketTransport | None = None
         # plain attributes, kept by open() and close(): read for every message
         self.connected = False
         """True between :meth:`open` and :meth:`close`."""
@@ -129,9 +129,8 @@ class SmtpClient:
     def timeout(self, seconds: float) -> None:
         self._timeout = seconds
         self._timer = self._hub.loop.timer(seconds, seconds)
-        transport = getattr(self, "_transport", None)
-        if transport is not None:
-            transport.timer = self._timer
+        if self._transport is not None:
+            self._transport.timer = self._timer
 
     @property
     def connect_timeout(self) -> float:
@@ -221,7 +220,7 @@ class SmtpClient:
         return pending[0].stage if pending else stages.MESSAGE
 
     def _trace_out(self, data: bytes, stage: str) -> None:
-        if stage is stages.END_OF_DATA:
+        if stage is _END_OF_DATA:
             self.trace(".")  # type: ignore[misc]
             return
         for line in data.split(b"\r\n")[:-1]:

@@ -61,11 +61,7 @@ class Histogram:
 
     def record(self, value: int) -> None:
         """Add one sample of ``value`` microseconds (negative values count as 0)."""
-        if value < _EXACT:
-            index = value if value > 0 else 0
-        else:
-            shift = value.bit_length() - SUB_BUCKET_BITS - 1
-            index = (shift << SUB_BUCKET_BITS) + (value >> shift)
+        index = bucket_of(value)
         counts = self.counts
         counts[index] = counts.get(index, 0) + 1
         if self.count == 0 or value < self.min:

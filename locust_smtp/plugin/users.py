@@ -27,7 +27,13 @@ from locust.exception import LocustError, StopUser
 
 from ..client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from ..protocol import stages
-from ..protocol._content import MessageTemplate, SourceMessage, data_payload, message_id_local
+from ..protocol._content import (
+    MessageTemplate,
+    SourceMessage,
+    data_payload,
+    hex4,
+    message_id_prefix,
+)
 from ..protocol._envelope import (
     RecipientNumbers,
     default_address,
@@ -188,8 +194,8 @@ class SmtpUser(User):
         fd = self.client.fileno
         if fd != self._id_fd:  # the first two fields change only with the connection
             self._id_fd = fd
-            self._id_prefix = message_id_local(self._pid, max(fd, 0), 0)[:-4]
-        return f"{self._id_prefix}{number & 0xFFFFFFFF:04x}"  # hex4(number), inlined
+            self._id_prefix = message_id_prefix(self._pid, max(fd, 0))
+        return self._id_prefix + hex4(number)
 
     def recipients(self) -> list[str]:
         """The RCPT addresses of the next message."""

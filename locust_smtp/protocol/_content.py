@@ -163,6 +163,12 @@ class SourceMessage:
         return MessageTemplate(head, tail)
 
 
+def message_id_prefix(pid: int, fd: int) -> str:
+    """``PPPP.FFFF.``: the fields of smtp-source's Message-Id that change only with the
+    process and the connection."""
+    return f"{hex4(pid)}.{hex4(fd)}."
+
+
 def message_id_local(pid: int, fd: int, counter: int) -> str:
     """The part of smtp-source's Message-Id before the ``@``: ``PPPP.FFFF.CCCC``."""
-    return f"{hex4(pid)}.{hex4(fd)}.{hex4(counter)}"
+    return message_id_prefix(pid, fd) + hex4(counter)

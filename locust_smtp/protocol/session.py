@@ -249,11 +249,7 @@ class Session:
             data = commands.ehlo(name)
         else:
             data = commands.helo(name)
-        if self.closed:
-            raise LocalProtocolError(f"{stage} after the server hung up")
-        self.closing = False
-        self.pending.append(Command(stage, len(data)))
-        return data
+        return self._push(Command(stage, len(data)), data)
 
     def mail(self, sender: str, params: Iterable[str] = ()) -> bytes:
         """MAIL FROM: starts a new transaction."""
@@ -288,11 +284,7 @@ class Session:
         return self._push(Command(stages.NOOP, len(commands.NOOP)), commands.NOOP)
 
     def quit(self) -> bytes:
-        if self.closed:
-            raise LocalProtocolError("QUIT after the server hung up")
-        self.closing = False
-        self.pending.append(Command(stages.QUIT, 6))
-        return commands.QUIT
+        return self._push(Command(stages.QUIT, len(commands.QUIT)), commands.QUIT)
 
     # -- a whole transaction ---------------------------------------------------------------
 
@@ -332,16 +324,10 @@ class Session:
         if transaction._content_ready:  # DATA got its 354
             transaction._content_ready = False
             if transaction._empty:  # ... with no recipient accepted: a lone dot
-                pending.append(Command(_END, len(END_OF_DATA)))
-                return END_OF_DATA
-            payload = transaction.payload
-            command = Command(_END, len(payload))
-            accepted = len(transaction.accepted)
-            if self.lmtp and accepted > 1:
-                command.owed = accepted
-            transaction.content_sent = True
-            pending.append(command)
-            return payload
+                data = self.content(END_OF_DATA)
+                transaction.content_sent = False  # no message went out
+                return data
+            return self.content(transaction.payload)
         if pending or self.closed:
             return b""
         self.closing = False

@@ -31,7 +31,7 @@ from ..plugin.pool import MessagePool, get_pool
 from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._content import MessageTemplate
-from ..protocol._envelope import RecipientNumbers, numbered_recipient, source_recipients
+from ..protocol._envelope import RecipientNumbers, numbered_recipient
 from ..protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
 from ..protocol.address import ServerAddress
 from ..protocol.codes import CLOSING_CODES
@@ -141,15 +141,12 @@ class SourceUser(SmtpUser):
         self.recipient = run.recipient
         self.lmtp = config.lmtp
         self.timeout = config.timeout
+        self.recipients_per_message = config.recipients_per_message
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
         self._lmtp_judged = False
         self._pool: MessagePool | WorkerPool | None = None
-        self._recipients = tuple(
-            source_recipients(self.envelope_recipient, config.recipients_per_message)
-        )
-        """Without -N every message has the same recipients: made once."""
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
@@ -300,8 +297,10 @@ class SourceUser(SmtpUser):
         config = self.source.config
         self._lmtp_judged = False
         payload = self.payload_template.render(self.message_id(number))
-        recipients: Iterable[str] = self._recipients
-        if config.number_recipients:
+        recipients: Iterable[str]
+        if not config.number_recipients:
+            recipients = self.recipients()  # the same for every message: made once
+        else:
             numbers = self.source.numbers
             if isinstance(get_pool(self.environment), WorkerPool):
                 # several processes: no common counter, so each message numbers its
