@@ -4,8 +4,12 @@ A thin loop between two parts: the sans-IO :class:`~locust_smtp.protocol.session
 knows the dialogue (which reply answers which command, what a transaction got
 done) and a :class:`~locust_smtp.transport.SocketTransport` moves the bytes.
 The client writes what the session gives it, feeds it what it reads, times
-every stage with :func:`time.perf_counter` and reports it to the ``on_stage``
-callback, success or failure, exactly once.
+every stage and reports it to the ``on_stage`` callback, success or failure,
+exactly once. A reply's time runs from the ``time.time()`` of the write that
+carried its command to the moment the event loop saw the reply readable
+(:attr:`~locust_smtp.transport.SocketTransport.readable_at`): time this process
+spent on other connections' replies before getting to it is not the server's.
+Connect and the whole ``message`` are timed with :func:`time.perf_counter`.
 
 Reply rejections are *reported* and returned (the caller decides what to do,
 as smtp-source's ``-A`` needs); lost connections and timeouts close the
@@ -246,8 +250,9 @@ class SmtpClient:
         pending = self.session.pending
         command = pending[0] if pending else None
         if command is not None and command.tag is not None:
-            start, t0 = command.tag
-            self._report(command.stage, start, t0, command.size, None, exc)
+            start = command.tag
+            elapsed = (time.time() - start) * 1000.0
+            self.on_stage(command.stage, start, elapsed, command.size, None, exc)
 
     @staticmethod
     def rejection(stage: str, reply: Reply) -> ReplyError:
@@ -274,7 +279,7 @@ class SmtpClient:
         session = self.session
         pending, reader, answer = session.pending, session.reader, session.answer
         trace, on_stage = self.trace, self.on_stage
-        clock, perf_counter = time.time, time.perf_counter
+        clock = time.time
         calling = False
         try:
             transport = self._transport
@@ -286,7 +291,7 @@ class SmtpClient:
                     stage = command.stage
                     if trace is not None:
                         self._trace_out(data, stage)
-                    stamp = (clock(), perf_counter())
+                    stamp = clock()  # the reply's time runs from here to transport.readable_at
                     command.tag = stamp
                     if len(pending) > 1 and pending[-2].tag is None:
                         # a pipelined group: stamp every command it wrote; its first
@@ -318,15 +323,18 @@ class SmtpClient:
                             raise lost(self._waiting_for())
                 if trace is not None:
                     self._trace_in(event)
-                start, t0 = event.tag
+                start = event.tag
+                elapsed = (transport.readable_at - start) * 1000.0
+                if elapsed < 0.0:  # read in the loop turn that wrote it (the clocks agree to 1 µs)
+                    elapsed = 0.0
                 sent = event.size
                 event.size = 0  # LMTP: later replies wrote nothing more
                 reply = event.reply
                 if event.ok:
-                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, None)
+                    on_stage(event.stage, start, elapsed, sent, reply, None)
                 else:
                     error = self.rejection(event.stage, reply)
-                    on_stage(event.stage, start, (perf_counter() - t0) * 1000.0, sent, reply, error)
+                    on_stage(event.stage, start, elapsed, sent, reply, error)
                     if on_reply is not None:
                         calling = True  # what it raises is the caller's, not the server's
                         on_reply(event)
@@ -365,7 +373,7 @@ class SmtpClient:
         if not pending or pending[0].stage is not stages.BANNER:
             raise RuntimeError("the greeting is read once, right after connecting")
         banner = pending[0]
-        banner.tag = (time.time(), time.perf_counter())
+        banner.tag = time.time()
         return self._drive(b"", banner).reply
 
     def connect(self) -> Reply:

@@ -53,7 +53,16 @@ class SocketTransport:
     ``timer`` bounds every wait (a libev timer, or None to wait for ever): reads arm it
     afresh or resume it (see :meth:`read`), each wait to write more arms it afresh."""
 
-    __slots__ = ("_hub", "_read_watcher", "_write_watcher", "fileno", "sock", "timer")
+    __slots__ = (
+        "_hub",
+        "_now",
+        "_read_watcher",
+        "_write_watcher",
+        "fileno",
+        "readable_at",
+        "sock",
+        "timer",
+    )
 
     def __init__(self, sock: _socket.socket, timer: Any = None) -> None:
         sock.setblocking(False)
@@ -64,6 +73,12 @@ class SocketTransport:
         self._hub = hub = get_hub()
         self._read_watcher = hub.loop.io(sock.fileno(), _READ)
         self._write_watcher = hub.loop.io(sock.fileno(), _WRITE)
+        self._now = hub.loop.now
+        self.readable_at = 0.0
+        """``time.time()``'s clock when the event loop last saw data to read: the end of
+        the poll that woke :meth:`read`, not when this greenlet got to run, so that time
+        spent on other connections' replies in the same loop turn is not counted as the
+        peer's."""
 
     @classmethod
     def connect(
@@ -194,6 +209,7 @@ class SocketTransport:
                     timer.stop()
             if woke is not _READY:
                 return None
+            self.readable_at = self._now()
             try:
                 return sock.recv(RECV_SIZE)
             except BlockingIOError:

@@ -51,14 +51,17 @@ def test_summary_table_counts_stages_and_groups_failures_by_code() -> None:
         "recipients: 15 accepted, 5 refused; 0 messages accepted for only some of their recipients"
     )
     assert summary[2].split() == [
-        "stage", "count", "failed", "avg", "ms", "p50", "ms", "p95", "ms", "p99", "ms", "max", "ms"
+        "stage", "count", "failed", "avg", "ms", "p50", "ms", "p90", "ms", "p99", "ms",
+        "p99.9", "ms", "max", "ms",
     ]  # fmt: skip
     rows = {}
     for line in summary[3:]:
         if line.startswith("failures"):
             break
-        fields = line.rsplit(None, 7)
-        rows[fields[0]] = (int(fields[1]), int(fields[2]), float(fields[3]), float(fields[7]))
+        fields = line.rsplit(None, 8)
+        rows[fields[0]] = (int(fields[1]), int(fields[2]), float(fields[3]), float(fields[8]))
+        percentiles = [float(f) for f in fields[4:9]]
+        assert percentiles == sorted(percentiles)  # p50 <= p90 <= p99 <= p99.9 <= max
     assert {k: v[:2] for k, v in rows.items()} == {
         "connect": (20, 0),
         "banner": (20, 0),
@@ -234,3 +237,45 @@ def test_a_fixed_delay_follows_every_message_but_the_last() -> None:
     assert match is not None
     assert 2.0 <= float(match.group(1)) < 2.9
     assert sink.counts["messages"] == 3
+
+
+def test_summary_percentiles_are_the_servers_delay_to_the_microsecond() -> None:
+    """A sink that waits 20 ms before every reply, at light load: each stage's p50 lies
+    within [20, 21] ms and its p99 below 23 ms (Locust's own percentiles would round)."""
+    with our_sink("--delay", "0.02") as sink:
+        proc = locust_smtp("-s", "10", "-d", "-m", "50", sink.address)
+    assert proc.returncode == 0, proc.stderr
+    rows = {}
+    for line in proc.stderr.splitlines():
+        fields = line.rsplit(None, 8)
+        if len(fields) == 9 and fields[0] in ("MAIL", "RCPT", "DATA", "end of data"):
+            rows[fields[0]] = [float(f) for f in fields[4:9]]
+    assert set(rows) == {"MAIL", "RCPT", "DATA", "end of data"}
+    for stage, (p50, _p90, p99, _p999, _peak) in rows.items():
+        assert 20.0 <= p50 <= 21.0, (stage, p50)
+        assert p99 <= 23.0, (stage, p99)
+
+
+def test_request_events_stage_reports_the_same_run() -> None:
+    """One Locust event per stage or batches: the summary counts the same."""
+    with our_sink() as sink:
+        batched = locust_smtp("-s", "2", "-d", "-m", "30", sink.address)
+        events = locust_smtp("--request-events", "stage", "-s", "2", "-d", "-m", "30", sink.address)
+    assert batched.returncode == events.returncode == 0, (batched.stderr, events.stderr)
+
+    def table(stderr: str) -> dict[str, tuple[str, str]]:
+        rows = (line.rsplit(None, 8) for line in stderr.splitlines())
+        return {r[0]: (r[1], r[2]) for r in rows if len(r) == 9 and r[1].isdigit()}
+
+    assert table(batched.stderr) == table(events.stderr)
+    assert table(batched.stderr)["MAIL"] == ("30", "0")
+    assert sink.counts["messages"] == 60
+
+
+def test_a_bad_request_events_value_is_a_usage_error() -> None:
+    proc = locust_smtp("--request-events", "some", "127.0.0.1:25")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith(
+        "fatal: bad request events: some (one of auto, stage, failures)"
+    )
+    assert "Traceback" not in proc.stderr

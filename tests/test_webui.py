@@ -101,6 +101,11 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
                 page.get_by_text("SMTP messages accepted").wait_for(timeout=10_000)
                 tab = page.get_by_role("table").inner_text()
                 page.screenshot(path=str(shots / "webui-smtp.png"))
+                # per-stage percentiles from the microsecond histograms
+                page.get_by_role("tab", name="Stage latency").click()
+                page.get_by_role("cell", name="end of data").wait_for(timeout=10_000)
+                stage_tab = page.get_by_role("table").inner_text()
+                page.screenshot(path=str(shots / "webui-stages.png"))
                 # the downloadable report carries the SMTP figures too
                 report = page.request.get(f"http://127.0.0.1:{port}/stats/report").text()
                 browser.close()
@@ -112,3 +117,10 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
     assert re.search(rf"SMTP messages accepted\s+{MESSAGES}\b", tab), tab
     assert re.search(r"SMTP messages failed\s+0\b", tab), tab
     assert f"<td>SMTP messages accepted</td><td>{MESSAGES}</td>" in report
+    for stage in ("MAIL", "RCPT", "DATA", "end of data"):
+        # type, stage, count, failed, avg, p50, p90, p99, p99.9, max: ms with sub-ms digits
+        row = re.search(rf"SMTP\s+{stage}\s+{MESSAGES}\s+0((\s+\d+\.\d+){{6}})", stage_tab)
+        assert row is not None, stage_tab
+        times = [float(x) for x in row.group(1).split()]
+        assert times[1:] == sorted(times[1:]), times  # p50 <= p90 <= p99 <= p99.9 <= max
+        assert f"<td>SMTP</td><td>{stage}</td><td>{MESSAGES}</td><td>0</td>" in report

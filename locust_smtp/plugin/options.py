@@ -18,8 +18,9 @@ import gevent
 from locust import events
 from locust.exception import LocustError
 
-from . import outcomes, webui
+from . import outcomes, recorder, webui
 from .pool import MessagePool, get_pool, set_pool
+from .recorder import REQUEST_EVENTS
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -35,6 +36,7 @@ USER_ATTRIBUTES = {
     "smtp_helo_name": "helo_name",
     "smtp_hello_command": "hello_command",
     "smtp_timeout": "timeout",
+    "smtp_request_events": "request_events",
 }
 
 
@@ -96,6 +98,13 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         type=float,
         metavar="SECONDS",
         help="Timeout of every read and write (default 300)",
+    )
+    group.add_argument(
+        "--smtp-request-events",
+        choices=list(REQUEST_EVENTS),
+        help="Which stages are Locust request events: 'stage' every one, 'failures' only "
+        "failed ones (successes reach the statistics in batches), 'auto' (default) 'stage' "
+        "when a listener other than Locust's statistics is registered, else 'failures'",
     )
 
 
@@ -287,6 +296,8 @@ events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-unt
 events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(outcomes.reset)  # type: ignore[no-untyped-call]
 events.init.add_listener(outcomes.install)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(recorder.reset)  # type: ignore[no-untyped-call]
+events.init.add_listener(recorder.install)  # type: ignore[no-untyped-call]
 events.init.add_listener(register_messages)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(report_master_pool)  # type: ignore[no-untyped-call]
 events.init.add_listener(webui.install_tab)  # type: ignore[no-untyped-call]

@@ -7,12 +7,42 @@ from typing import TYPE_CHECKING
 from ..protocol import stages
 from ..protocol._errors import read_failure_key
 from .outcomes import Outcomes, outcomes_for
+from .recorder import recorder_of
 
 if TYPE_CHECKING:
     from locust.env import Environment
     from locust.stats import RequestStats
 
 _MAX_SPANS = 5
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+"""The percentiles every SMTP table shows, besides the maximum."""
+COLUMNS = ("stage", "count", "failed", "avg ms", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
+
+
+def stage_rows(environment: Environment, request_type: str) -> list[dict[str, object]]:
+    """One row per stage in dialogue order: count and failures from Locust's statistics,
+    the mean, percentiles and maximum in ms (three decimals) from the microsecond
+    histograms (:mod:`.recorder`; Locust keeps whole milliseconds below 100 ms)."""
+    histograms = recorder_of(environment).histograms(request_type)  # flushes first
+    stats = environment.stats
+    rows: list[dict[str, object]] = []
+    for name in stages.ORDER:
+        entry = stats.entries.get((name, request_type))
+        if entry is None or not (entry.num_requests or entry.num_failures):
+            continue
+        histogram = histograms.get(name)
+        if histogram is not None and histogram.count:
+            times = [histogram.percentile(q) / 1000.0 for q in PERCENTILES]
+            peak = histogram.max / 1000.0
+        else:  # no samples recorded here (a master whose workers sent no histograms)
+            times = [float(entry.get_response_time_percentile(q / 100.0)) for q in PERCENTILES]
+            peak = float(entry.max_response_time)
+        values = [entry.num_requests, entry.num_failures, entry.avg_response_time, *times, peak]
+        row: dict[str, object] = {"stage": name}
+        for column, value in zip(COLUMNS[1:], values, strict=True):
+            row[column] = round(value, 3) if isinstance(value, float) else value
+        rows.append(row)
+    return rows
 
 
 def failures_by_stage(stats: RequestStats, request_type: str) -> dict[str, int]:
@@ -44,6 +74,7 @@ def outcome_lines(outcomes: Outcomes, start_time: float) -> list[str]:
 
 
 def render(environment: Environment, request_type: str, program: str) -> str:
+    recorder_of(environment).flush()
     stats = environment.stats
     outcomes = outcomes_for(environment, request_type)
     total = stats.total
@@ -56,24 +87,16 @@ def render(environment: Environment, request_type: str, program: str) -> str:
         f"{outcomes.failed} failed{interrupted}",
         *outcome_lines(outcomes, total.start_time),
     ]
-    rows = [
-        (name, stats.entries[(name, request_type)])
-        for name in stages.ORDER
-        if (name, request_type) in stats.entries
-    ]
+    rows = stage_rows(environment, request_type)
     if rows:
-        # Locust keeps percentiles in whole milliseconds below 100 ms; the mean and the
-        # maximum are exact, so they show what a sub-millisecond server does
         lines.append(
-            f"{'stage':<12} {'count':>8} {'failed':>7} {'avg ms':>8} {'p50 ms':>7} "
-            f"{'p95 ms':>7} {'p99 ms':>7} {'max ms':>8}"
+            f"{COLUMNS[0]:<12} {COLUMNS[1]:>8} {COLUMNS[2]:>7} "
+            + " ".join(f"{c:>8}" for c in COLUMNS[3:])
         )
-        for name, entry in rows:
-            p = [entry.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99)]
+        for row in rows:
             lines.append(
-                f"{name:<12} {entry.num_requests:>8} {entry.num_failures:>7} "
-                f"{entry.avg_response_time:>8.3f} {p[0]:>7} {p[1]:>7} {p[2]:>7} "
-                f"{entry.max_response_time:>8.3f}"
+                f"{row['stage']:<12} {row['count']:>8} {row['failed']:>7} "
+                + " ".join(f"{row[c]:>8.3f}" for c in COLUMNS[3:])
             )
     failures = failures_by_stage(stats, request_type)
     if failures:

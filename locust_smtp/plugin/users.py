@@ -8,7 +8,9 @@ Every stage is one Locust request (request type ``SMTP`` or ``LMTP``, name
 ``connect``, ``banner``, ``HELO``, ``MAIL``, ``RCPT``, ``DATA``,
 ``end of data``, ``QUIT`` ...) and every attempted message one more, named
 ``message``: a message whose connection or greeting failed counts as a failed
-``message`` too, so the ``message`` row counts attempts.
+``message`` too, so the ``message`` row counts attempts. Successful stages reach
+Locust's statistics in batches unless something listens to ``events.request``
+(:attr:`SmtpUser.request_events`, :mod:`locust_smtp.plugin.recorder`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ..protocol.address import AddressError, ServerAddress, parse_host
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
+from .recorder import StageRecord, recorder_of, wants_stage_events
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -111,6 +114,14 @@ class SmtpUser(User):
 
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
+    request_events: str = "auto"
+    """Which stage samples are Locust request events (``events.request.fire``):
+    ``"stage"``, every one, as Locust users expect; ``"failures"``, only failed stages,
+    successes reaching Locust's statistics in batches (about 5 µs less per stage: the
+    statistics, reports and web UI show the same); ``"auto"``, ``"stage"`` when anything
+    besides Locust's own statistics listens to ``events.request`` (your locustfile's
+    listener, Locust's OpenTelemetry or request logger), else ``"failures"``.
+    ``--smtp-request-events`` overrides it."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -128,6 +139,9 @@ class SmtpUser(User):
         self.request_type = "LMTP" if lmtp else "SMTP"
         self._lmtp = bool(lmtp)
         self._fire: Callable[..., None] = environment.events.request.fire
+        self._recorder = recorder_of(environment)
+        self._records: dict[str, StageRecord] = self._recorder.table(self.request_type)
+        self._batched = not wants_stage_events(self.request_events, environment)
         self._own_context = type(self).context is not User.context
         self.client = self.make_client(address, lmtp)
         """The :class:`~locust_smtp.client.SmtpClient` this user talks through."""
@@ -230,6 +244,13 @@ class SmtpUser(User):
                         self._accepted_in_message += 1
                 elif self._lmtp or stage == stages.RCPT:
                     self._refused_in_message += 1
+        record = self._records.get(stage)
+        if record is None:
+            record = self._recorder.record(self.request_type, stage)
+        if exception is None and self._batched:
+            record.add(response_time, sent)
+            return
+        record.record_event(response_time)
         self._fire(
             request_type=self.request_type,
             name=stage,
@@ -439,10 +460,13 @@ class SmtpUser(User):
 
     def on_stop(self) -> None:
         """Say QUIT on an idle connection (briefly: Locust is stopping), else just close."""
-        if self.client.connected:
-            with Timeout(min(self.timeout, _QUIT_ON_STOP_TIMEOUT), False):  # type: ignore[no-untyped-call]
-                self.end_session()
-        self.client.close()
+        try:
+            if self.client.connected:
+                with Timeout(min(self.timeout, _QUIT_ON_STOP_TIMEOUT), False):  # type: ignore[no-untyped-call]
+                    self.end_session()
+            self.client.close()
+        finally:
+            self._recorder.flush()  # this user's last samples reach Locust's statistics now
 
 
 class UserStopped(SmtpError):

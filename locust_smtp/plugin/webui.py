@@ -1,9 +1,11 @@
-"""The "SMTP" tab of Locust's web UI, and the same figures as ``PREFIX_smtp.csv``.
+"""The "SMTP" and "Stage latency" tabs of Locust's web UI, and the same figures in
+``PREFIX_smtp.csv`` and the HTML report.
 
 Figures come from the runner's request statistics, which on a master are
 the aggregate of every worker's: messages accepted, rejected and failed,
 recipients accepted per second, and failures by stage and reply code
-(enhanced code where the server gave one).
+(enhanced code where the server gave one). The stage table's percentiles come
+from the microsecond histograms (:mod:`.recorder`), merged from every worker.
 """
 
 from __future__ import annotations
@@ -16,17 +18,31 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import stages
 from .outcomes import outcomes_for, outcomes_of
-from .summary import failures_by_stage
+from .recorder import recorder_of
+from .summary import COLUMNS, failures_by_stage, stage_rows
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
 TAB_KEY = "smtp"
+STAGES_TAB_KEY = "smtp_stages"
 REQUEST_TYPES = ("SMTP", "LMTP")
+_STAGE_KEYS = {column: column.replace(" ms", "").replace(".", "_") for column in COLUMNS}
+"""Stage table column -> JSON key (the web UI's table keys cannot hold dots)."""
+
+
+def stage_table(environment: Environment) -> list[dict[str, object]]:
+    """The stage rows of every request type, for the tab, the CSV file and the report."""
+    rows: list[dict[str, object]] = []
+    for request_type in REQUEST_TYPES:
+        for row in stage_rows(environment, request_type):
+            rows.append({"type": request_type, **{_STAGE_KEYS[k]: v for k, v in row.items()}})
+    return rows
 
 
 def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
     """Rows of (metric, value) for the tab and the CSV file."""
+    recorder_of(environment).flush()
     stats = environment.stats
     outcomes_table = outcomes_of(environment)
     rows: list[dict[str, Any]] = []
@@ -70,6 +86,9 @@ def figures_csv(environment: Environment) -> str:
     writer.writerow(["Metric", "Value"])
     for row in smtp_figures(environment):
         writer.writerow([row["metric"], row["value"]])
+    for row in stage_table(environment):  # e.g. "SMTP MAIL p99.9 ms", 0.412
+        for column in COLUMNS[1:]:
+            writer.writerow([f"{row['type']} {row['stage']} {column}", row[_STAGE_KEYS[column]]])
     return out.getvalue()
 
 
@@ -79,7 +98,10 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
         return
     from flask import make_response, request
 
-    web_ui.template_args["extended_tabs"] = [{"title": "SMTP", "key": TAB_KEY}]
+    web_ui.template_args["extended_tabs"] = [
+        {"title": "SMTP", "key": TAB_KEY},
+        {"title": "Stage latency", "key": STAGES_TAB_KEY},
+    ]
     web_ui.template_args["extended_tables"] = [
         {
             "key": TAB_KEY,
@@ -87,7 +109,14 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
                 {"key": "metric", "title": "Metric"},
                 {"key": "value", "title": "Value"},
             ],
-        }
+        },
+        {
+            "key": STAGES_TAB_KEY,
+            "structure": [
+                {"key": "type", "title": "Type"},
+                *({"key": _STAGE_KEYS[c], "title": c} for c in COLUMNS),
+            ],
+        },
     ]
     web_ui.template_args["extended_csv_files"] = [
         {"href": "/smtp/csv", "title": "Download SMTP figures CSV"}
@@ -106,8 +135,10 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
             return response
         data = response.json
         if isinstance(data, dict):
-            figures = smtp_figures(environment)
-            data["extended_stats"] = [{"key": TAB_KEY, "data": figures}]
+            data["extended_stats"] = [
+                {"key": TAB_KEY, "data": smtp_figures(environment)},
+                {"key": STAGES_TAB_KEY, "data": stage_table(environment)},
+            ]
             response.set_data(json.dumps(data))
         return response
 
@@ -156,10 +187,22 @@ def with_smtp_section(report: str, environment: Environment) -> str:
         f"<td>{html.escape(str(row['value']))}</td></tr>"
         for row in smtp_figures(environment)
     )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("type", *COLUMNS))
+    stage_cells = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(row[key]))}</td>"
+            for key in ("type", *(_STAGE_KEYS[c] for c in COLUMNS))
+        )
+        + "</tr>"
+        for row in stage_table(environment)
+    )
     section = (
         '<section id="smtp-figures" style="font-family: sans-serif; margin: 2em">'
         "<h2>SMTP</h2><table><thead><tr><th>Metric</th><th>Value</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+        f"<tbody>{rows}</tbody></table>"
+        '<h3>Stages (ms; percentiles at 1 µs resolution)</h3><table id="smtp-stages">'
+        f"<thead><tr>{head}</tr></thead><tbody>{stage_cells}</tbody></table></section>"
     )
     return report[:end] + section + report[end:]
 

@@ -6,6 +6,7 @@ POSIX mode (options end at the first operand); numbers are read like C
 it is parsed, so the first error on the command line wins.
 
 Long options are ours: ``--timeout SECONDS``, ``--quiet`` (no summary),
+``--keep-going``, ``--request-events MODE``,
 ``--help``. Locust's own options follow the operand after ``--``.
 """
 
@@ -20,7 +21,8 @@ from ..protocol.address import address_literal_problem, hostname_problem
 
 PROGRAM = "locust-smtp"
 SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"
-LONG_OPTIONS = ["timeout=", "keep-going", "quiet", "help"]
+LONG_OPTIONS = ["timeout=", "keep-going", "quiet", "request-events=", "help"]
+REQUEST_EVENTS = ("auto", "stage", "failures")
 USAGE = (
     f"usage: {PROGRAM} -cdLNov -s sess -l msglen -m msgs -C count -M myhostname -f from "
     "-t to -r rcptcount -R delay -w delay host[:port]"
@@ -46,6 +48,9 @@ Ours:
   --keep-going        count lost connections, timeouts and connect failures as
                       failed messages and reconnect, instead of a fatal exit
   --quiet             no summary on stderr at the end
+  --request-events stage|failures|auto
+                      which stages are Locust request events (auto: failures
+                      unless a Locust listener such as --otel needs them all)
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
@@ -61,6 +66,7 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-lmtp": "-L",
     "--smtp-reuse": "-d",
     "--smtp-timeout": "--timeout",
+    "--smtp-request-events": "--request-events",
 }
 _ATOI = re.compile(r"\s*([+-]?\d+)")
 
@@ -125,6 +131,7 @@ class SourceConfig:
     timeout: float = 300.0
     keep_going: bool = False
     quiet: bool = False
+    request_events: str = "auto"
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -235,6 +242,12 @@ def parse_args(argv: list[str]) -> SourceConfig:
             config.keep_going = True
         elif opt == "--quiet":
             config.quiet = True
+        elif opt == "--request-events":
+            if value not in REQUEST_EVENTS:
+                raise UsageError(
+                    f"fatal: bad request events: {value} (one of {', '.join(REQUEST_EVENTS)})"
+                )
+            config.request_events = value
         elif opt == "--help":
             config.show_help = True
             return config

@@ -142,6 +142,7 @@ class SourceUser(SmtpUser):
         self.lmtp = config.lmtp
         self.timeout = config.timeout
         self.recipients_per_message = config.recipients_per_message
+        self.request_events = config.request_events
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
@@ -381,3 +382,4 @@ class SourceUser(SmtpUser):
     def on_stop(self) -> None:
         # killed by a fatal elsewhere or by Locust: smtp-source resets, it does not QUIT
         self.client.close()
+        self._recorder.flush()  # this user's last samples reach Locust's statistics now
