@@ -38,7 +38,7 @@ from .protocol._replies import Reply
 from .protocol._writers import DATA_WRITER, DataWriter
 from .protocol.address import ServerAddress, parse_host
 from .protocol.session import Command, Session, Transaction
-from .transport import SocketTransport, lost, timed_out
+from .transport import SEND_SOON_LIMIT, SocketTransport, lost, timed_out
 
 DEFAULT_TIMEOUT = 300.0
 _END_OF_DATA = stages.END_OF_DATA
@@ -250,7 +250,7 @@ class SmtpClient:
         pending = self.session.pending
         command = pending[0] if pending else None
         if command is not None and command.tag is not None:
-            start = command.tag
+            start = command.tag[0]
             elapsed = (time.time() - start) * 1000.0
             self.on_stage(command.stage, start, elapsed, command.size, None, exc)
 
@@ -291,7 +291,9 @@ class SmtpClient:
                     stage = command.stage
                     if trace is not None:
                         self._trace_out(data, stage)
-                    stamp = clock()  # the reply's time runs from here to transport.readable_at
+                    # the reply's time runs from the write to transport.readable_at; a
+                    # write batched to the end of the loop turn sets stamp[0] then
+                    stamp = [clock()]
                     command.tag = stamp
                     if len(pending) > 1 and pending[-2].tag is None:
                         # a pipelined group: stamp every command it wrote; its first
@@ -302,10 +304,14 @@ class SmtpClient:
                             command.tag = stamp
                             stage = command.stage
                     self.bytes_sent += len(data)
-                    transport.send(data, stage)
-                    # (not after the lone "." of RFC 2920: no message went out)
-                    if on_written is not None and stage is _END_OF_DATA and session.content_sent:
-                        on_written()
+                    # (on_written not after the lone "." of RFC 2920: no message went out)
+                    written = on_written if stage is _END_OF_DATA and session.content_sent else None
+                    if len(data) <= SEND_SOON_LIMIT:
+                        transport.send_soon(data, stage, stamp, written)
+                    else:
+                        transport.send(data, stage)
+                        if written is not None:
+                            written()
                 event = session.next_event() if reader.in_reply else None
                 fresh = True  # the first wait arms the reply's deadline, later ones resume it
                 while event is None:
@@ -323,7 +329,7 @@ class SmtpClient:
                             raise lost(self._waiting_for())
                 if trace is not None:
                     self._trace_in(event)
-                start = event.tag
+                start = event.tag[0]
                 elapsed = (transport.readable_at - start) * 1000.0
                 if elapsed < 0.0:  # read in the loop turn that wrote it (the clocks agree to 1 µs)
                     elapsed = 0.0
@@ -373,7 +379,7 @@ class SmtpClient:
         if not pending or pending[0].stage is not stages.BANNER:
             raise RuntimeError("the greeting is read once, right after connecting")
         banner = pending[0]
-        banner.tag = time.time()
+        banner.tag = [time.time()]
         return self._drive(b"", banner).reply
 
     def connect(self) -> Reply:
