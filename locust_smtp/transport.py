@@ -297,7 +297,10 @@ class SocketTransport:
             watcher.start(switch, _READY)
             if timer is not None:
                 if fresh:
-                    timer.again(switch, _TIMED_OUT)
+                    # update=False: armed from the loop's time of this turn (the poll's end,
+                    # at most a turn's work early), which also keeps that time what
+                    # readable_at reads, instead of asking the clock again for every read
+                    timer.again(switch, _TIMED_OUT, update=False)
                     fresh = False
                 else:
                     timer.start(switch, _TIMED_OUT)
