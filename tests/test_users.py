@@ -254,3 +254,11 @@ def test_smtp_tab_figures_group_failures_by_stage_and_code() -> None:
     assert figures["SMTP messages rejected"] == 7
     assert figures["SMTP messages accepted"] == 0
     assert figures["SMTP failures RCPT 500 5.3.0 (PermanentReplyError)"] == 7
+    # per stage, times from the microsecond histograms
+    assert figures["SMTP RCPT count"] == figures["SMTP RCPT failed"] == 7
+    assert figures["SMTP MAIL count"] == 7 and figures["SMTP MAIL failed"] == 0
+    times = [
+        figures[f"SMTP MAIL {c}"] for c in ("p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
+    ]
+    assert all(isinstance(t, float) for t in times) and times == sorted(times)
+    assert 0 < times[0] < 1000
