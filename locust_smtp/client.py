@@ -307,11 +307,11 @@ class SmtpClient:
                     # (on_written not after the lone "." of RFC 2920: no message went out)
                     written = on_written if stage is _END_OF_DATA and session.content_sent else None
                     if len(data) <= SEND_SOON_LIMIT:
-                        transport.send_soon(data, stage, stamp, written)
+                        transport.send_soon(data, stamp)  # at the end of this loop turn
                     else:
                         transport.send(data, stage)
-                        if written is not None:
-                            written()
+                    if written is not None:  # here, in the user's greenlet, not the hub
+                        written()
                 event = session.next_event() if reader.in_reply else None
                 fresh = True  # the first wait arms the reply's deadline, later ones resume it
                 while event is None:

@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gevent import getcurrent, sleep, spawn
+from gevent import getcurrent, sleep
 from gevent.hub import get_hub
 
 from .protocol import stages
-from .protocol._errors import ConnectError, ConnectionLost, SmtpError, SmtpTimeout, SocketError
+from .protocol._errors import ConnectError, ConnectionLost, SmtpTimeout, SocketError
 
 _READ, _WRITE = 1, 2
 RECV_SIZE = 65536
@@ -57,29 +57,29 @@ class WriteBatch:
 
     def __init__(self, hub: Any) -> None:
         self._loop = hub.loop
-        self._queue: list[tuple[Any, ...]] = []
+        self.queue: list[tuple[Any, ...]] = []
+        """``(transport, data, stamp)`` of this turn; the transports append to it
+        directly (one call per command, not two)."""
 
-    def add(
-        self,
-        transport: SocketTransport,
-        data: bytes,
-        stage: str,
-        stamp: list[float],
-        on_sent: Callable[[], None] | None,
-    ) -> None:
-        queue = self._queue
-        queue.append((transport, data, stage, stamp, on_sent))
-        if len(queue) == 1:
-            self._loop.run_callback(self.flush)
+    def schedule(self) -> None:
+        """Flush at the end of this turn (:meth:`SocketTransport.send_soon` calls it for
+        the first write queued in a turn)."""
+        self._loop.run_callback(self.flush)
 
     def flush(self) -> None:
-        queue, self._queue = self._queue, []
+        """Write what the turn queued. Runs in the hub: calls no code but this module's,
+        and a failed write only shuts its connection down (its reader sees it)."""
+        queue = self.queue.copy()
+        self.queue.clear()
         clock = time.time
-        for transport, data, stage, stamp, on_sent in queue:
+        for transport, data, stamp in queue:
             sock = transport.sock
             if sock is None:  # closed meanwhile (a stopped user): nothing to write
                 continue
             stamp[0] = clock()
+            if transport._unwritten is not None:  # behind an unfinished write (unused today)
+                transport._write_later(data)
+                continue
             try:
                 sent = sock.send(data)
             except BlockingIOError:
@@ -88,12 +88,22 @@ class WriteBatch:
                 transport._shut_down()
                 continue
             if sent < len(data):
-                spawn(transport._finish_write, memoryview(data)[sent:], stage, on_sent)
-            elif on_sent is not None:
-                on_sent()
+                transport._write_later(memoryview(data)[sent:])
 
 
 _batches: dict[Any, WriteBatch] = {}
+_loop_clocks: dict[Any, Callable[[], float]] = {}
+
+
+def _poll_clock(hub: Any) -> Callable[[], float]:
+    """The loop's time of its last poll if it reads ``time.time()``'s clock (libev: the
+    default), else ``time.time`` itself (libuv's loop time is monotonic from an
+    arbitrary start: mixed with the wall clock, every reply would time at 0)."""
+    clock = _loop_clocks.get(hub)
+    if clock is None:
+        now = hub.loop.now
+        clock = _loop_clocks[hub] = now if abs(now() - time.time()) < 1.0 else time.time
+    return clock
 
 
 def _batch_of(hub: Any) -> WriteBatch:
@@ -123,6 +133,8 @@ class SocketTransport:
         "_hub",
         "_now",
         "_read_watcher",
+        "_unwritten",
+        "_write_queue",
         "_write_watcher",
         "fileno",
         "readable_at",
@@ -139,8 +151,11 @@ class SocketTransport:
         self._hub = hub = get_hub()
         self._read_watcher = hub.loop.io(sock.fileno(), _READ)
         self._write_watcher = hub.loop.io(sock.fileno(), _WRITE)
-        self._now = hub.loop.now
+        self._now = _poll_clock(hub)
         self._batch = _batch_of(hub)
+        self._write_queue = self._batch.queue
+        self._unwritten: memoryview | None = None
+        """The rest of a batched write waiting for room in the socket buffer."""
         self.readable_at = 0.0
         """``time.time()``'s clock when the event loop last saw data to read: the end of
         the poll that woke :meth:`read`, not when this greenlet got to run, so that time
@@ -219,32 +234,51 @@ class SocketTransport:
                 timer.stop()
         return result is _READY
 
-    def send_soon(
-        self,
-        data: bytes,
-        stage: str,
-        stamp: list[float],
-        on_sent: Callable[[], None] | None = None,
-    ) -> None:
+    def send_soon(self, data: bytes, stamp: list[float]) -> None:
         """Write ``data`` at the end of this turn of the event loop, together with what
         every other connection queued in it (:class:`WriteBatch`); ``stamp[0]`` is set to
-        ``time.time()`` as it is written, and ``on_sent`` called once all of it was.
+        ``time.time()`` as it is written.
 
         A connection that breaks meanwhile is shut down, so that the wait for its reply
-        ends as a lost connection (or as a timeout, if the rest of ``data`` never fits)."""
-        self._batch.add(self, data, stage, stamp, on_sent)
+        ends as a lost connection. What does not fit at once is written as the peer
+        reads it (a write watcher; the wait for the reply, with its own timer, bounds
+        it: a peer that never reads ends in a timeout)."""
+        queue = self._write_queue
+        queue.append((self, data, stamp))
+        if len(queue) == 1:
+            self._batch.schedule()
 
-    def _finish_write(
-        self, view: memoryview, stage: str, on_sent: Callable[[], None] | None
-    ) -> None:
-        """The rest of a batched write that did not fit at once, in a greenlet of its own."""
-        try:
-            self._send_rest(view, stage)
-        except SmtpError:
-            self._shut_down()
+    def _write_later(self, data: bytes | memoryview) -> None:
+        """Keep ``data`` (the rest of a batched write) for :meth:`_on_writable`."""
+        if self._unwritten is not None:
+            self._unwritten = memoryview(bytes(self._unwritten) + bytes(data))
             return
-        if on_sent is not None:
-            on_sent()
+        self._unwritten = memoryview(data)
+        watcher = self._write_watcher
+        if watcher is not None and not watcher.active:
+            watcher.start(self._on_writable)
+
+    def _on_writable(self) -> None:
+        """Write-watcher callback (in the hub): more of :attr:`_unwritten` fits."""
+        sock, view = self.sock, self._unwritten
+        if sock is None or view is None:
+            self._write_watcher.stop()
+            return
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = -1
+        if sent < 0:
+            self._unwritten = None
+            self._write_watcher.stop()
+            self._shut_down()
+        elif sent < len(view):
+            self._unwritten = view[sent:]
+        else:
+            self._unwritten = None
+            self._write_watcher.stop()
 
     def _shut_down(self) -> None:
         sock = self.sock

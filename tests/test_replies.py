@@ -209,3 +209,18 @@ def test_endless_continuation_lines_keep_bounded_memory() -> None:
     assert reply.text == full[:TEXT_LIMIT]
     assert len(reply.lines) <= TEXT_LIMIT // 20 + 2
     assert reply.lines[-1] == "251 end"
+
+
+def test_a_reply_seen_before_is_the_same_object_and_the_table_stays_bounded() -> None:
+    from locust_smtp.protocol import _replies
+
+    first = ReplyReader().receive(b"250 2.1.5 Ok\r\n")
+    again = ReplyReader().receive(b"250 2.1.5 Ok\r\n")
+    assert first is again
+    general = ReplyReader()
+    general.feed(b"250 2.1.5 Ok\r\n")
+    assert general.next_reply() == first  # what the line-by-line path makes of it
+    for n in range(2 * _replies.SEEN_LIMIT):  # replies with queue ids: each one new
+        reply = ReplyReader().receive(b"250 2.0.0 Ok: queued as %05X\r\n" % n)
+        assert reply is not None and reply.text == f"2.0.0 Ok: queued as {n:05X}"
+    assert len(_replies._SEEN) <= _replies.SEEN_LIMIT

@@ -318,6 +318,14 @@ def install(environment: Environment, **_kwargs: Any) -> None:
     events.report_to_master.add_listener(report_to_master)  # type: ignore[no-untyped-call]
     events.worker_report.add_listener(worker_report)  # type: ignore[no-untyped-call]
     events.reset_stats.add_listener(lambda **_kw: recorder_of(environment).clear())  # type: ignore[no-untyped-call]
+
+    def spawning_complete(**_kw: Any) -> None:
+        # --reset-stats: Locust resets its statistics here without firing reset_stats
+        # (its listener, registered before this one, has run)
+        if environment.reset_stats:
+            recorder_of(environment).clear()
+
+    events.spawning_complete.add_listener(spawning_complete)  # type: ignore[no-untyped-call]
     events.test_stop.add_listener(lambda **_kw: recorder_of(environment).stop())  # type: ignore[no-untyped-call]
 
 

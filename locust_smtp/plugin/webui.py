@@ -127,6 +127,13 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
         {"href": "/smtp/csv", "title": "Download SMTP figures CSV"}
     ]
 
+    @web_ui.app.before_request  # type: ignore[untyped-decorator]
+    def flush_stage_batches() -> None:
+        # Locust builds /stats/* from its statistics: hand it the batched samples first,
+        # so that its rows and the SMTP tabs of one response count the same samples
+        if environment.runner is not None and request.path.startswith("/stats"):
+            recorder_of(environment).flush()
+
     @web_ui.app.after_request  # type: ignore[untyped-decorator]
     def add_smtp_figures(response: Any) -> Any:
         if environment.runner is None:

@@ -31,6 +31,12 @@ _SANITIZE = bytes(b if (0x20 <= b <= 0x7E or b in b"\t\n\v\f\r") else ord("?") f
 _PRINTABLE = {c: "?" for c in range(0x80) if not 0x20 <= c <= 0x7E}
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 _DIGITS = b"0123456789"
+SEEN_LIMIT = 256
+"""Whole one-line replies remembered, as received, with the :class:`Reply` made of them:
+the first ones a run sees (constant replies such as ``250 2.1.5 Ok``, read again and
+again, are then one dict lookup; replies carrying a queue id miss, once the table is
+full they are not added)."""
+_SEEN: dict[bytes, Reply] = {}
 
 
 @dataclass(slots=True)
@@ -134,6 +140,9 @@ class ReplyReader:
         (``250 2.0.0 Ok\\r\\n``), is parsed without going through the line buffer;
         the result is the same as the general path's."""
         if not self.in_reply:
+            reply = _SEEN.get(data)
+            if reply is not None:  # a server says "250 2.1.0 Ok" again and again
+                return reply
             end = data.find(b"\n")
             if 0 <= end <= LINE_LIMIT and end == len(data) - 1:
                 line = data[:end].rstrip(b"\r").translate(_SANITIZE)
@@ -141,10 +150,15 @@ class ReplyReader:
                     # "250 text": parse_line's first case, written out (every reply)
                     shown = line.decode("ascii")
                     text = shown[4:].lstrip(" \t\n\v\f\r")
-                    return Reply(int(line[:3]), text[:TEXT_LIMIT], (shown,))
-                code, more, text, shown = parse_line(line)
-                if not more:
-                    return Reply(code, text[:TEXT_LIMIT], (shown,))
+                    reply = Reply(int(line[:3]), text[:TEXT_LIMIT], (shown,))
+                else:
+                    code, more, text, shown = parse_line(line)
+                    if not more:
+                        reply = Reply(code, text[:TEXT_LIMIT], (shown,))
+                if reply is not None:
+                    if len(_SEEN) < SEEN_LIMIT:
+                        _SEEN[data] = reply
+                    return reply
         self.feed(data)
         return self.next_reply()
 

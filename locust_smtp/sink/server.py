@@ -27,17 +27,32 @@ from .state import Counters, Session, SinkConfig
 SPIN = 0.0005
 """Seconds before a delayed reply is due when the sink stops sleeping and yields in a
 loop until it is: a libev timer wakes up to about half a millisecond late."""
+SPINNERS = 4
+"""At most this many connections yield in a loop at once; the others sleep to the end
+(with many sessions the replies are not precise to the microsecond anyway, and
+spinning would take a core from the generator)."""
+_spinning = 0
 
 
 def wait_until(deadline: float) -> None:
     """Sleep cooperatively until ``time.time()`` reaches ``deadline``, to within tens of
     microseconds: a timer for all but the last :data:`SPIN` seconds, then yielding to
     the other connections until it is time."""
+    global _spinning
     remaining = deadline - time.time()
     if remaining > SPIN:
         gevent.sleep(remaining - SPIN)
-    while time.time() < deadline:
-        gevent.sleep(0)
+        remaining = deadline - time.time()
+    if _spinning >= SPINNERS:
+        if remaining > 0:
+            gevent.sleep(remaining)
+        return
+    _spinning += 1
+    try:
+        while time.time() < deadline:
+            gevent.sleep(0)
+    finally:
+        _spinning -= 1
 
 
 class Sink:
