@@ -64,18 +64,7 @@ class StageRecord:
     """One request type's stage: the samples not yet in Locust's statistics, and the
     histogram of every sample that is."""
 
-    __slots__ = (
-        "count",
-        "histogram",
-        "length",
-        "max_ms",
-        "min_ms",
-        "name",
-        "pending",
-        "recorder",
-        "request_type",
-        "total_ms",
-    )
+    __slots__ = ("histogram", "length", "name", "recorder", "request_type", "times")
 
     def __init__(self, request_type: str, name: str, recorder: StageRecorder | None = None) -> None:
         self.recorder = recorder
@@ -84,36 +73,22 @@ class StageRecord:
         self.name = name
         self.histogram = Histogram()
         """Every sample Locust's statistics hold, in microseconds."""
-        self.pending: dict[int, int] = {}
-        """Histogram buckets of the batch not yet in Locust's statistics."""
-        self.count = 0
-        self.total_ms = 0.0
-        self.min_ms = 0.0
-        self.max_ms = 0.0
+        self.times: list[float] = []
+        """The batch not yet in Locust's statistics, in ms as measured: sorted into
+        buckets when taken, once a second, not at every sample."""
         self.length = 0
 
+    @property
+    def count(self) -> int:
+        return len(self.times)
+
     def add(self, response_time: float, length: int) -> None:
-        """A successful sample of ``response_time`` ms (the hot path: kept inline)."""
-        us = int(response_time * 1000.0)
-        if us < _EXACT:
-            index = us if us > 0 else 0
-        else:
-            shift = us.bit_length() - _SHIFT_BASE
-            index = (shift << SUB_BUCKET_BITS) + (us >> shift)
-        pending = self.pending
-        pending[index] = pending.get(index, 0) + 1
-        if self.count:
-            if response_time > self.max_ms:
-                self.max_ms = response_time
-            elif response_time < self.min_ms:
-                self.min_ms = response_time
-        else:  # the first of a batch
-            self.min_ms = self.max_ms = response_time
-            if self.recorder is not None:
-                self.recorder.start()
-        self.count += 1
-        self.total_ms += response_time
+        """A successful sample of ``response_time`` ms (the hot path: an append)."""
+        times = self.times
+        times.append(response_time)
         self.length += length
+        if len(times) == 1 and self.recorder is not None:  # the first of a batch
+            self.recorder.start()
 
     def record_event(self, response_time: float) -> None:
         """A sample that went to Locust as an event: only the histogram."""
@@ -122,43 +97,52 @@ class StageRecord:
     def take(self, environment: Environment, second: int) -> None:
         """Move the batch into Locust's statistics (its requests in ``second``) and into
         the histogram."""
-        count = self.count
-        if not count:
+        times = self.times
+        if not times:
             return
         from locust.stats import StatsEntry, bucket_response_time
 
+        count = len(times)
+        total, low, high = sum(times), min(times), max(times)
+        buckets: dict[int, int] = {}
+        for ms in times:  # Histogram.record's bucket, written out: a second's samples
+            us = int(ms * 1000.0)
+            if us < _EXACT:
+                index = us if us > 0 else 0
+            else:
+                shift = us.bit_length() - _SHIFT_BASE
+                index = (shift << SUB_BUCKET_BITS) + (us >> shift)
+            buckets[index] = buckets.get(index, 0) + 1
         stats = environment.stats
         batch = StatsEntry(stats, self.name, self.request_type)
         batch.num_requests = count
-        batch.total_response_time = self.total_ms  # type: ignore[assignment]
-        batch.min_response_time = self.min_ms  # type: ignore[assignment]
-        batch.max_response_time = self.max_ms  # type: ignore[assignment]
+        batch.total_response_time = total  # type: ignore[assignment]
+        batch.min_response_time = low  # type: ignore[assignment]
+        batch.max_response_time = high  # type: ignore[assignment]
         batch.total_content_length = self.length
         batch.num_reqs_per_sec[second] = count
         batch.last_request_timestamp = time.time()
         histogram = self.histogram
         histogram_counts = histogram.counts
         locust_buckets = batch.response_times
-        for index, n in self.pending.items():
-            low, high = bucket_range(index)
-            locust_buckets[bucket_response_time((low + high) / 2000.0)] += n
+        for index, n in buckets.items():
+            bottom, top = bucket_range(index)
+            locust_buckets[bucket_response_time((bottom + top) / 2000.0)] += n
             histogram_counts[index] = histogram_counts.get(index, 0) + n
-        low_us, high_us = int(self.min_ms * 1000.0), int(self.max_ms * 1000.0)
+        low_us, high_us = max(int(low * 1000.0), 0), int(high * 1000.0)
         histogram.min = low_us if not histogram.count else min(histogram.min, low_us)
         histogram.max = max(histogram.max, high_us)
         histogram.count += count
-        histogram.total += round(self.total_ms * 1000.0)
+        histogram.total += round(total * 1000.0)
         stats.entries[(self.name, self.request_type)].extend(batch)
         stats.total.extend(batch)
-        self.pending = {}
-        self.count = self.length = 0
-        self.total_ms = 0.0
+        self.times = []
+        self.length = 0
 
     def clear(self) -> None:
         """Forget the batch and the histogram (a new test, or *Reset stats*)."""
-        self.pending = {}
-        self.count = self.length = 0
-        self.total_ms = 0.0
+        self.times = []
+        self.length = 0
         self.histogram = Histogram()
 
 
@@ -198,7 +182,7 @@ class StageRecorder:
         batches = 0
         for table in self.tables.values():
             for record in table.values():
-                if record.count:
+                if record.times:
                     record.take(self.environment, second)
                     batches += 1
         return batches
