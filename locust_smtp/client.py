@@ -19,6 +19,7 @@ connection and raise.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from .protocol._replies import Reply
 from .protocol._writers import DATA_WRITER, DataWriter
 from .protocol.address import ServerAddress, parse_host
 from .protocol.session import Command, Session, Transaction
+from .tls import TlsTransport, handshake
 from .transport import SEND_SOON_LIMIT, SocketTransport, lost, timed_out
 
 DEFAULT_TIMEOUT = 300.0
@@ -90,13 +92,27 @@ class SmtpClient:
         on_stage: StageCallback | None = None,
         trace: Callable[[str], None] | None = None,
         sockaddr: tuple[int, object] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_server_name: str | None = None,
+        tls_resume: bool = True,
     ) -> None:
         self.address = parse_host(address) if isinstance(address, str) else address
         if lmtp is None:
             lmtp = bool(self.address.lmtp)
         self.lmtp = lmtp
         self._hub = get_hub()
-        self._transport: SocketTransport | None = None
+        self._transport: SocketTransport | TlsTransport | None = None
+        self.tls_context = tls_context
+        """For STARTTLS and ``smtps://``; default: :func:`ssl.create_default_context`
+        (verifies the certificate against the system's CAs and the server's name)."""
+        self.tls_server_name = tls_server_name
+        """The name sent (SNI) and checked; default: the host of the address."""
+        self.tls_resume = tls_resume
+        """Offer the previous connection's TLS session on the next (resumption)."""
+        self.tls_session: ssl.SSLSession | None = None
+        """The last TLS session, kept when its connection closes."""
+        self.tls_resumed = False
+        """Whether the current connection's TLS session was resumed."""
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.family = family
@@ -194,12 +210,58 @@ class SmtpClient:
         self.connected = True
         self.fileno = self._transport.fileno
         self.session = Session(self.lmtp)
+        self.tls_resumed = False
         self._report(stages.CONNECT, start, t0, 0, None, None)
+        if self.address.tls:  # smtps://: TLS before the greeting
+            self._start_tls()
+
+    def _start_tls(self) -> None:
+        """The TLS handshake on the open connection (stage ``TLS handshake``); on failure
+        the connection is closed and the error raised."""
+        transport = self._transport
+        if not isinstance(transport, SocketTransport):
+            raise LocalProtocolError("TLS is already on" if transport else "not connected")
+        context = self.tls_context
+        if context is None:
+            context = self.tls_context = ssl.create_default_context()
+        start, t0 = time.time(), time.perf_counter()
+        try:
+            layer = handshake(
+                transport,
+                context,
+                self.tls_server_name or self.address.host,
+                session=self.tls_session if self.tls_resume else None,
+            )
+        except SmtpError as exc:
+            self._report(stages.TLS, start, t0, 0, None, exc)
+            self._fail()
+            raise
+        self._transport = layer
+        self.tls_resumed = layer.session_reused
+        self._report(stages.TLS, start, t0, 0, None, None)
+
+    def starttls(self) -> Reply:
+        """STARTTLS (stage ``STARTTLS``), then, after its 220, the TLS handshake (stage
+        ``TLS handshake``; :class:`TlsError` and the like are raised). Returns the reply:
+        anything but 220 is reported and returned, as every refusal. After it, say EHLO
+        again: what the server advertised in the clear is forgotten."""
+        reply = self._exchange(self.session.starttls())
+        if reply.code == 220:
+            self._start_tls()
+            try:
+                self.session.tls_started()
+            except SmtpError as exc:
+                self._report_failure(exc)
+                self._fail()
+                raise
+        return reply
 
     def close(self) -> None:
         """Close the connection at once (abortively for TCP, as smtp-source). Idempotent."""
         transport = self._transport
         if transport is not None:
+            if isinstance(transport, TlsTransport) and transport.session is not None:
+                self.tls_session = transport.session  # with its tickets, read by now
             self._transport = None
             self.connected = False
             self.fileno = -1

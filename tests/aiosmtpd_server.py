@@ -1,4 +1,8 @@
-"""aiosmtpd as a child process for the tests: ``aiosmtpd_server.py PORT LOG smtp|lmtp``.
+"""aiosmtpd as a child process for the tests:
+``aiosmtpd_server.py PORT LOG smtp|lmtp|starttls|smtps [CERT KEY]``.
+
+``starttls`` offers STARTTLS and requires it before MAIL; ``smtps`` speaks TLS from the
+first byte. Both use the certificate chain CERT and its key KEY.
 
 Each received message is appended to LOG as one line: sender, recipients and the
 size of the content, so a test can count what the server really got.
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -41,7 +46,15 @@ class LmtpController(Controller):
 def main() -> None:
     port, log, proto = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     cls = LmtpController if proto == "lmtp" else Controller
-    controller = cls(Recorder(log), hostname="127.0.0.1", port=port)
+    kwargs: dict[str, object] = {}
+    if proto in ("starttls", "smtps"):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        if proto == "starttls":
+            kwargs = {"tls_context": context, "require_starttls": True}
+        else:
+            kwargs = {"ssl_context": context}
+    controller = cls(Recorder(log), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:
         asyncio.run(asyncio.Event().wait())

@@ -143,9 +143,13 @@ def read_line(sock: socket.socket, buffer: bytearray) -> bytes:
 
 
 @contextlib.contextmanager
-def aiosmtpd_server(lmtp: bool = False) -> Iterator[tuple[str, Path]]:
+def aiosmtpd_server(
+    lmtp: bool = False, tls: str | None = None, cert: tuple[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
     """aiosmtpd in a child process (the test process is gevent-patched, aiosmtpd is asyncio);
-    it appends every message it receives to a log. Yields (host:port, log path)."""
+    it appends every message it receives to a log. Yields (host:port, log path).
+    ``tls``: ``"starttls"`` (required before MAIL) or ``"smtps"``, with ``cert`` = (chain
+    file, key file)."""
     pytest.importorskip("aiosmtpd")
     import tempfile
 
@@ -158,7 +162,8 @@ def aiosmtpd_server(lmtp: bool = False) -> Iterator[tuple[str, Path]]:
                 str(Path(__file__).with_name("aiosmtpd_server.py")),
                 str(port),
                 str(log),
-                "lmtp" if lmtp else "smtp",
+                tls or ("lmtp" if lmtp else "smtp"),
+                *(cert or ()),
             ],
         )
         try:

@@ -48,11 +48,12 @@ def test_the_client_and_the_sink_do_not_import_locust() -> None:
 #: each layer, and the layers it may import (docs/architecture.md)
 LAYERS = {
     "protocol": {"protocol"},
-    "client": {"protocol", "transport", "client"},
+    "client": {"protocol", "transport", "tls", "client"},
     "transport": {"protocol", "transport"},
-    "plugin": {"protocol", "transport", "client", "plugin"},
-    "sink": {"protocol", "transport", "sink"},
-    "source": {"protocol", "transport", "client", "plugin", "source"},
+    "tls": {"protocol", "transport", "tls"},
+    "plugin": {"protocol", "transport", "tls", "client", "plugin"},
+    "sink": {"protocol", "transport", "tls", "sink"},
+    "source": {"protocol", "transport", "tls", "client", "plugin", "source"},
 }
 
 

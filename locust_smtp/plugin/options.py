@@ -37,6 +37,8 @@ USER_ATTRIBUTES = {
     "smtp_hello_command": "hello_command",
     "smtp_timeout": "timeout",
     "smtp_request_events": "request_events",
+    "smtp_starttls": "starttls",
+    "smtp_tls_ca": "tls_ca_file",
 }
 
 
@@ -100,6 +102,21 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         help="Timeout of every read and write (default 300)",
     )
     group.add_argument(
+        "--smtp-starttls",
+        choices=["no", "opportunistic", "required"],
+        include_in_web_ui=True,
+        help="STARTTLS after EHLO: when offered (opportunistic) or always (required); "
+        "for implicit TLS use an smtps://host:465 host",
+    )
+    group.add_argument(
+        "--smtp-tls-no-verify",
+        action="store_true",
+        default=False,
+        include_in_web_ui=True,
+        help="Accept any server certificate (test servers)",
+    )
+    group.add_argument("--smtp-tls-ca", metavar="FILE", help="CA certificates (PEM) to trust")
+    group.add_argument(
         "--smtp-request-events",
         choices=list(REQUEST_EVENTS),
         help="Which stages are Locust request events: 'stage' every one, 'failures' only "
@@ -121,6 +138,8 @@ def apply_options(user: Any, environment: Environment) -> None:
         user.lmtp = True
     if option_value(options, "smtp_reuse"):
         user.reuse_connection = True
+    if option_value(options, "smtp_tls_no_verify"):
+        user.tls_verify = False
 
 
 #: Types of the options whose default is None: the web UI's form sends them as text.
@@ -138,7 +157,7 @@ def option_value(options: Any, dest: str) -> Any:
     if isinstance(value, str):
         if value.strip() in ("", "None"):
             return None
-        if dest in ("smtp_lmtp", "smtp_reuse"):
+        if dest in ("smtp_lmtp", "smtp_reuse", "smtp_tls_no_verify"):
             return value.lower() in ("true", "on", "1", "yes")
         convert = OPTION_TYPES.get(dest)
         if convert is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -42,7 +43,14 @@ from ..protocol._envelope import (
     local_hostname,
     source_recipients,
 )
-from ..protocol._errors import ConnectError, ConnectionLost, ReplyError, SmtpError, SmtpTimeout
+from ..protocol._errors import (
+    ConnectError,
+    ConnectionLost,
+    NotOffered,
+    ReplyError,
+    SmtpError,
+    SmtpTimeout,
+)
 from ..protocol._writers import DATA_WRITER
 from ..protocol.address import AddressError, ServerAddress, parse_host
 from .options import apply_options
@@ -58,6 +66,8 @@ if TYPE_CHECKING:
 _message_numbers = itertools.count()
 _recipient_numbers = RecipientNumbers()
 _QUIT_ON_STOP_TIMEOUT = 5.0
+_TLS_VERSIONS = {"TLSV1.2": ssl.TLSVersion.TLSv1_2, "TLSV1.3": ssl.TLSVersion.TLSv1_3}
+_TLS_NAMES = ("TLSv1.2", "TLSv1.3")
 _COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
 
 
@@ -112,6 +122,31 @@ class SmtpUser(User):
     reconnect_delay_max: float = 2.0
     """The longest wait before a reconnect."""
 
+    starttls: str = "no"
+    """``"no"``; ``"opportunistic"``: STARTTLS when the EHLO reply offers it, else go on
+    in the clear; ``"required"``: STARTTLS, and a failed ``message`` (``NotOffered``, stage
+    ``STARTTLS``) when it is not offered. Then EHLO again. Implies EHLO. For TLS from the
+    first byte use an ``smtps://host:465`` host instead."""
+    tls_verify: bool = True
+    """Check the server's certificate and name (False: accept any, for test servers)."""
+    tls_ca_file: str | None = None
+    """CA certificates (PEM) to trust instead of the system's."""
+    tls_cert_file: str | None = None
+    """A client certificate (PEM, with its chain), presented when the server asks."""
+    tls_key_file: str | None = None
+    """Its private key, if not in :attr:`tls_cert_file`."""
+    tls_server_name: str | None = None
+    """Name sent (SNI) and checked; default: the host's name."""
+    tls_min_version: str | None = None
+    """Oldest TLS version offered: ``"TLSv1.2"``, ``"TLSv1.3"`` (default: Python's)."""
+    tls_max_version: str | None = None
+    """Newest TLS version offered."""
+    tls_ciphers: str | None = None
+    """OpenSSL cipher string for TLS 1.2 and older."""
+    tls_resume: bool = True
+    """Resume the TLS session of this user's previous connection (as a real client
+    reconnecting does; the ``TLS handshake`` stage shows what it saves)."""
+
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
     request_events: str = "auto"
@@ -157,9 +192,10 @@ class SmtpUser(User):
         self.template = self.build_template()
         self.payload_template = DATA_WRITER.frame_template(self.template)
         """:attr:`template` framed for DATA once: each rendering is ready to send."""
-        self._hello = (
-            self.hello_command if self.hello_command is not None else ("LHLO" if lmtp else "HELO")
-        )
+        if self.starttls not in ("no", "opportunistic", "required"):
+            raise LocustError(f"bad starttls: {self.starttls!r} (no, opportunistic, required)")
+        default_hello = "LHLO" if lmtp else ("EHLO" if self.starttls != "no" else "HELO")
+        self._hello = self.hello_command if self.hello_command is not None else default_hello
         self._pid = os.getpid()
         self._same_recipients: list[str] | None = None
         self._id_fd = -2
@@ -176,13 +212,43 @@ class SmtpUser(User):
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         """The client of this user, reporting its stages to Locust."""
+        uses_tls = address.tls or self.starttls != "no"
         return SmtpClient(
             address,
             lmtp=lmtp,
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
             on_stage=self._on_stage,
+            tls_context=self.make_tls_context() if uses_tls else None,
+            tls_server_name=self.tls_server_name,
+            tls_resume=self.tls_resume,
         )
+
+    def make_tls_context(self) -> ssl.SSLContext:
+        """The TLS settings of this user's connections, from the ``tls_*`` attributes;
+        override for anything else."""
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca_file)
+            if not self.tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if self.tls_cert_file:
+                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+            for attribute, bound in (
+                ("tls_min_version", "minimum_version"),
+                ("tls_max_version", "maximum_version"),
+            ):
+                name = getattr(self, attribute)
+                if name:
+                    version = _TLS_VERSIONS.get(name.replace(" ", "").upper())
+                    if version is None:
+                        raise ValueError(f"{attribute}: {name!r} (one of {', '.join(_TLS_NAMES)})")
+                    setattr(context, bound, version)
+            if self.tls_ciphers:
+                context.set_ciphers(self.tls_ciphers)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise LocustError(f"bad TLS settings: {exc}") from None
+        return context
 
     def build_template(self) -> MessageTemplate:
         """The message every :meth:`send_message` sends (plain content, not dot-stuffed:
@@ -381,6 +447,8 @@ class SmtpUser(User):
                 reply = client.hello(self.my_hostname, self._hello)
                 if not reply.positive:
                     failure = client.rejection(stages.hello_stage(self._hello), reply)
+                elif self.starttls != "no":
+                    failure = self._start_tls()
         except SmtpError as exc:
             failure = exc
         if failure is None:
@@ -389,6 +457,30 @@ class SmtpUser(User):
         self._after_failure(failure)
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
         return False
+
+    def _start_tls(self) -> SmtpError | None:
+        """STARTTLS if the server offers it (or fail when it is required), then EHLO
+        again; the failure to report, or None."""
+        client = self.client
+        if "STARTTLS" not in client.session.extensions:
+            if self.starttls != "required":
+                return None  # opportunistic: on in the clear
+            failure = NotOffered(
+                stages.STARTTLS,
+                "STARTTLS",
+                "STARTTLS not offered by the server (not in its EHLO reply): TLS is required "
+                '(starttls = "opportunistic" would go on in the clear; a server on an '
+                "implicit-TLS port wants an smtps:// host)",
+            )
+            self._on_stage(stages.STARTTLS, time.time(), 0.0, 0, None, failure)
+            return failure
+        reply = client.starttls()  # a TLS failure raises (reported as its stage)
+        if reply.code != 220:
+            return client.rejection(stages.STARTTLS, reply)
+        reply = client.hello(self.my_hostname, self._hello)
+        if not reply.positive:
+            return client.rejection(stages.hello_stage(self._hello), reply)
+        return None
 
     def _after_failure(self, failure: BaseException | None) -> None:
         """Lengthen the wait before the next connect after a failure with no reply."""

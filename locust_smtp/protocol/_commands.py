@@ -80,4 +80,5 @@ def _plain_rcpt_to(recipient: str) -> bytes:
 DATA = b"DATA\r\n"
 RSET = b"RSET\r\n"
 NOOP = b"NOOP\r\n"
+STARTTLS = b"STARTTLS\r\n"
 QUIT = b"QUIT\r\n"

@@ -63,6 +63,33 @@ class SmtpTimeout(SmtpError, TimeoutError):
     :class:`TimeoutError`."""
 
 
+class TlsError(SmtpError):
+    """The TLS handshake failed (stage ``TLS handshake``). :attr:`kind` says why:
+    ``"certificate"`` (the server's certificate did not verify: its name, its issuer,
+    its dates), ``"protocol"`` (the peer does not speak TLS there: a plaintext server on
+    the port, a TLS version or cipher the two do not share) or ``"handshake"`` (anything
+    else the TLS library refused)."""
+
+    def __init__(self, stage: str, message: str, kind: str) -> None:
+        super().__init__(stage, message)
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.stage!r}, {self.kind!r})"
+
+
+class NotOffered(SmtpError):
+    """Something required is missing from the server's EHLO reply (``STARTTLS`` when
+    ``starttls = "required"``): the stage it was needed for, and the keyword."""
+
+    def __init__(self, stage: str, keyword: str, message: str) -> None:
+        super().__init__(stage, message)
+        self.keyword = keyword
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.stage!r}, {self.keyword!r})"
+
+
 class ReplyError(SmtpError):
     """The server answered with something other than the expected positive reply.
 
@@ -125,7 +152,7 @@ def reply_error(stage: str, reply: Reply, message: str | None = None) -> ReplyEr
 
 # Locust groups failures by repr(exception), and a worker sends its master that text, not
 # the exception: the reprs above are the failure keys, written and read here only.
-_KEY = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\d.]+)')?")
+_KEY = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\w.]+)')?")
 
 
 def failure_key(error: object) -> str:

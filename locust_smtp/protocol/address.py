@@ -11,6 +11,7 @@ URL forms, accepted by :func:`parse_host` as well:
 
 * ``smtp://host[:port]`` (port 25) and ``lmtp://host[:port]`` (port 24),
   ``smtp://[::1]:2525`` for IPv6;
+* ``smtps://host[:port]`` (port 465): SMTP over implicit TLS (RFC 8314);
 * ``smtp+unix:PATH`` and ``lmtp+unix:PATH`` (``//`` after the colon allowed,
   so ``lmtp+unix:///run/dovecot/lmtp`` works).
 """
@@ -22,7 +23,7 @@ import socket
 from dataclasses import dataclass
 
 UNIX_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path) on Linux
-DEFAULT_PORTS = {"smtp": 25, "lmtp": 24}
+DEFAULT_PORTS = {"smtp": 25, "lmtp": 24, "smtps": 465}
 
 
 class AddressError(ValueError):
@@ -40,6 +41,8 @@ class ServerAddress:
     """True or False when the form names the protocol (``lmtp://``), else None."""
     display: str = ""
     """The operand as smtp-source shows it in error messages (``inet:`` removed)."""
+    tls: bool = False
+    """Implicit TLS from the first byte (``smtps://``)."""
 
     @property
     def is_unix(self) -> bool:
@@ -207,6 +210,7 @@ def parse_host(host: str) -> ServerAddress:
     scheme, sep, rest = host.partition("://")
     if sep and scheme.lower() in DEFAULT_PORTS:
         lmtp = scheme.lower() == "lmtp"
+        tls = scheme.lower() == "smtps"
         rest = rest.rstrip("/")
         if not rest:
             raise AddressError(f"{host}: missing host information")
@@ -216,7 +220,7 @@ def parse_host(host: str) -> ServerAddress:
                 address = ServerAddress(
                     host=address.host, port=str(DEFAULT_PORTS[scheme.lower()]), lmtp=lmtp
                 )
-            return ServerAddress(address.host, address.port, lmtp=lmtp, display=host)
+            return ServerAddress(address.host, address.port, lmtp=lmtp, display=host, tls=tls)
         raise AddressError(f"{host}: IPv6 addresses must be bracketed")
     for prefix, lmtp in (("smtp+unix:", False), ("lmtp+unix:", True)):
         if host.lower().startswith(prefix):

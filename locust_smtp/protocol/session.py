@@ -286,6 +286,20 @@ class Session:
     def quit(self) -> bytes:
         return self._push(Command(stages.QUIT, len(commands.QUIT)), commands.QUIT)
 
+    def starttls(self) -> bytes:
+        """STARTTLS (RFC 3207), expecting exactly 220; then the caller does the TLS
+        handshake and calls :meth:`tls_started`."""
+        return self._push(Command(stages.STARTTLS, len(commands.STARTTLS), 220), commands.STARTTLS)
+
+    def tls_started(self) -> None:
+        """The TLS handshake after STARTTLS succeeded: forget what the server said in the
+        clear (RFC 3207 §4.2: its extensions; ask again with EHLO). Raises
+        :class:`RemoteProtocolError` if the server sent anything after its 220 before the
+        handshake (a man in the middle injecting commands would)."""
+        if self.reader.in_reply or self.pending:
+            raise RemoteProtocolError(stages.STARTTLS, "data after the 220 to STARTTLS")
+        self.extensions = _NO_EXTENSIONS
+
     # -- a whole transaction ---------------------------------------------------------------
 
     def start_mail(

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONNECT = "connect"
+TLS = "TLS handshake"
 BANNER = "banner"
 HELO = "HELO"
 EHLO = "EHLO"
 LHLO = "LHLO"
+STARTTLS = "STARTTLS"
 MAIL = "MAIL"
 RCPT = "RCPT"
 DATA = "DATA"
@@ -54,6 +56,8 @@ TABLE = (
     Stage(HELO, "sending HELO", "HELO rejected"),
     Stage(EHLO, "sending EHLO", "EHLO rejected"),
     Stage(LHLO, "sending LHLO", "LHLO rejected"),
+    Stage(STARTTLS, "sending STARTTLS", "STARTTLS rejected"),
+    Stage(TLS, "in the TLS handshake", "TLS handshake failed"),
     Stage(MAIL, "sending sender", "sender rejected"),
     Stage(RCPT, "sending recipient", "recipient rejected"),
     Stage(DATA, "sending DATA command", "data rejected"),

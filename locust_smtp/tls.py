@@ -1,0 +1,162 @@
+"""TLS over the transport seam: STARTTLS and implicit TLS (SMTPS).
+
+:class:`TlsTransport` has the methods of :class:`~locust_smtp.transport.SocketTransport`
+and wraps one: the TLS library works on memory buffers (:class:`ssl.MemoryBIO`,
+:class:`ssl.SSLObject`, no socket of its own), so the bytes still go through the
+plain transport's libev waits, timers, write batches and ``readable_at`` stamps.
+:func:`handshake` turns a plain transport into a TLS one, mid-connection after
+STARTTLS's 220 or right after connecting for SMTPS; the client times it as the
+stage ``TLS handshake`` and classifies its failures (:class:`TlsError`).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from .protocol import stages
+from .protocol._errors import ConnectionLost, TlsError
+from .transport import RECV_SIZE, SocketTransport, timed_out
+
+_STAGE = stages.TLS
+
+
+class TlsTransport:
+    """A :class:`SocketTransport` with TLS in between; same methods."""
+
+    def __init__(
+        self,
+        raw: SocketTransport,
+        tls: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        self.raw = raw
+        self.tls = tls
+        self._incoming = incoming
+        self._outgoing = outgoing
+
+    # what the client reads of a transport
+    @property
+    def sock(self) -> Any:
+        return self.raw.sock
+
+    @property
+    def fileno(self) -> int:
+        return self.raw.fileno
+
+    @property
+    def readable_at(self) -> float:
+        return self.raw.readable_at
+
+    @property
+    def timer(self) -> Any:
+        return self.raw.timer
+
+    @timer.setter
+    def timer(self, timer: Any) -> None:
+        self.raw.timer = timer
+
+    @property
+    def session_reused(self) -> bool:
+        return bool(self.tls.session_reused)
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The TLS session, to resume on the next connection (:func:`handshake`)."""
+        return self.tls.session
+
+    def send(self, data: bytes, stage: str) -> None:
+        self.tls.write(data)
+        self.raw.send(self._outgoing.read(), stage)
+
+    def send_soon(self, data: bytes, stamp: list[float]) -> None:
+        self.tls.write(data)  # encrypted now, in order; written with the turn's batch
+        self.raw.send_soon(self._outgoing.read(), stamp)
+
+    def read(self, fresh: bool = True) -> bytes | None:
+        """Decrypted bytes, as :meth:`SocketTransport.read`: ``b""`` when the peer hung
+        up (or broke the TLS stream), None when the timer ran out."""
+        tls, incoming = self.tls, self._incoming
+        while True:
+            try:
+                return tls.read(RECV_SIZE)  # b"" on the peer's close_notify
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLError, OSError):
+                return b""
+            received = self.raw.read(fresh)
+            fresh = False
+            if not received:  # None (timed out) or b"" (hung up)
+                return received
+            incoming.write(received)
+
+    def close(self, abort: bool = True) -> None:
+        self.raw.close(abort)
+
+
+def handshake(
+    raw: SocketTransport,
+    context: ssl.SSLContext,
+    server_hostname: str | None = None,
+    *,
+    server_side: bool = False,
+    session: ssl.SSLSession | None = None,
+) -> TlsTransport:
+    """The TLS handshake over ``raw``, bounded by its timer; raises :class:`TlsError`,
+    :class:`~locust_smtp.protocol.ConnectionLost` or
+    :class:`~locust_smtp.protocol.SmtpTimeout` (stage ``TLS handshake``).
+    ``session`` resumes an earlier connection's TLS session (client side)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(
+        incoming,
+        outgoing,
+        server_side=server_side,
+        server_hostname=None if server_side else server_hostname,
+        session=session,
+    )
+    fresh = True
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pending = outgoing.read()
+            if pending:
+                raw.send(pending, _STAGE)
+            received = raw.read(fresh)
+            fresh = False
+            if received is None:
+                raise timed_out(_STAGE) from None
+            if not received:
+                raise ConnectionLost(_STAGE, "lost connection in the TLS handshake") from None
+            incoming.write(received)
+        except ssl.SSLError as exc:
+            raise classify(exc) from None
+    pending = outgoing.read()
+    if pending:  # the last flight (a TLS 1.3 client's Finished, a server's tickets)
+        raw.send(pending, _STAGE)
+    return TlsTransport(raw, tls, incoming, outgoing)
+
+
+def classify(exc: ssl.SSLError) -> TlsError:
+    """A :class:`TlsError` of the right kind, worded for a mail operator."""
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or reason
+        return TlsError(
+            _STAGE,
+            f"TLS handshake failed: certificate not trusted: {detail} (give the server's CA "
+            "or turn verification off for a test server)",
+            "certificate",
+        )
+    if reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE") or (
+        (isinstance(reason, str) and "VERSION" in reason) or "HTTP_REQUEST" in str(reason)
+    ):
+        return TlsError(
+            _STAGE,
+            f"TLS handshake failed: {reason}: the server does not speak TLS on this port "
+            "(plaintext: use smtp:// and STARTTLS, not smtps://)",
+            "protocol",
+        )
+    return TlsError(_STAGE, f"TLS handshake failed: {reason}", "handshake")

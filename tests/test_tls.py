@@ -1,0 +1,244 @@
+"""STARTTLS and implicit TLS (smtps://) in the client, against aiosmtpd in a child process
+with a certificate from a test CA (trustme)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import aiosmtpd_server, smtp_sink
+
+from locust_smtp import SmtpClient, TlsError, data_payload
+from locust_smtp.protocol import stages
+
+trustme = pytest.importorskip("trustme")
+PAYLOAD = data_payload(b"Subject: tls\r\n\r\nhello\r\n")
+
+
+@pytest.fixture(scope="module")
+def ca() -> Any:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def cert_files(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The server's certificate chain and key, for the names localhost and 127.0.0.1."""
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    folder = tmp_path_factory.mktemp("cert")
+    chain, key = folder / "chain.pem", folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    return str(chain), str(key)
+
+
+def trusting(ca: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+class Stages:
+    """An on_stage callback keeping (stage, failure repr or None)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def __call__(self, stage: str, *args: Any) -> None:
+        exception = args[-1]
+        self.seen.append((stage, None if exception is None else repr(exception)))
+
+
+@pytest.fixture
+def starttls_server(cert_files: tuple[str, str]) -> Iterator[tuple[str, Path]]:
+    with aiosmtpd_server(tls="starttls", cert=cert_files) as server:
+        yield server
+
+
+def messages(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_starttls_then_ehlo_then_a_message(ca: Any, starttls_server: tuple[str, Path]) -> None:
+    address, log = starttls_server
+    seen = Stages()
+    client = SmtpClient(address, tls_context=trusting(ca), on_stage=seen)
+    client.connect()
+    assert "STARTTLS" in client.ehlo("me.example").text
+    assert client.starttls().code == 220
+    assert client.session.extensions.keywords == {}  # forgotten: ask again
+    assert client.ehlo("me.example").code == 250
+    result = client.send_mail("a@x.example", ["b@y.example"], PAYLOAD)
+    client.quit()
+    assert result.accepted == ("b@y.example",)
+    assert [m["to"] for m in messages(log)] == [["b@y.example"]]
+    assert seen.seen[:5] == [
+        (stages.CONNECT, None),
+        (stages.BANNER, None),
+        (stages.EHLO, None),
+        (stages.STARTTLS, None),
+        (stages.TLS, None),
+    ]
+
+
+def test_mail_before_starttls_is_refused_by_a_server_that_requires_it(
+    starttls_server: tuple[str, Path],
+) -> None:
+    address, _log = starttls_server
+    client = SmtpClient(address)
+    client.connect()
+    client.ehlo("me.example")
+    with pytest.raises(Exception) as refused:
+        client.send_mail("a@x.example", ["b@y.example"], PAYLOAD)
+    assert "530" in str(refused.value)
+
+
+def test_smtps_speaks_tls_before_the_greeting_and_resumes_the_session(
+    ca: Any, cert_files: tuple[str, str]
+) -> None:
+    with aiosmtpd_server(tls="smtps", cert=cert_files) as (address, log):
+        seen = Stages()
+        client = SmtpClient(f"smtps://{address}", tls_context=trusting(ca), on_stage=seen)
+        resumed = []
+        for _ in range(2):
+            assert client.connect().code == 220
+            client.ehlo("me.example")
+            client.send_mail("a@x.example", ["b@y.example"], PAYLOAD)
+            client.quit()
+            resumed.append(client.tls_resumed)
+        assert len(messages(log)) == 2
+    assert seen.seen[:3] == [(stages.CONNECT, None), (stages.TLS, None), (stages.BANNER, None)]
+    assert resumed == [False, True]
+
+
+def test_an_untrusted_certificate_is_a_certificate_failure(
+    starttls_server: tuple[str, Path],
+) -> None:
+    address, _log = starttls_server
+    seen = Stages()
+    client = SmtpClient(address, on_stage=seen)  # the system's CAs: not our test CA
+    client.connect()
+    client.ehlo("me.example")
+    with pytest.raises(TlsError) as failed:
+        client.starttls()
+    assert failed.value.kind == "certificate"
+    assert "certificate not trusted" in str(failed.value)
+    assert seen.seen[-1] == (stages.TLS, "TlsError('TLS handshake', 'certificate')")
+    assert not client.connected
+
+
+def test_smtps_to_a_plaintext_port_is_a_protocol_failure_not_a_timeout() -> None:
+    with smtp_sink() as address:
+        client = SmtpClient(f"smtps://{address}", timeout=10)
+        with pytest.raises(TlsError) as failed:
+            client.connect()
+    assert failed.value.kind == "protocol"
+    assert "does not speak TLS on this port" in str(failed.value)
+
+
+# -- SmtpUser ---------------------------------------------------------------------------------
+
+
+def _run(user_class: type, users: int = 2, timeout: float = 30) -> Any:
+    from locust.env import Environment
+
+    from locust_smtp.plugin.options import install_pool
+
+    environment = Environment(user_classes=[user_class])
+    runner = environment.create_local_runner()
+    install_pool(environment, 6)
+    runner.start(users, spawn_rate=users)
+    runner.spawning_greenlet.join(timeout)
+    runner.user_greenlets.join(timeout=timeout)
+    assert runner.user_count == 0, "users did not stop by themselves"
+    runner.quit()
+    return environment
+
+
+def _rows(environment: Any) -> dict[str, tuple[int, int]]:
+    from locust_smtp.plugin.recorder import recorder_of
+
+    recorder_of(environment).flush()
+    return {
+        name: (e.num_requests, e.num_failures)
+        for (name, kind), e in environment.stats.entries.items()
+        if kind == "SMTP"
+    }
+
+
+def test_a_user_with_starttls_required_sends_over_tls(
+    ca: Any, starttls_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    from locust_smtp import SmtpUser
+
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    address, log = starttls_server
+
+    class OverTls(SmtpUser):
+        host = address
+        starttls = "required"
+        tls_ca_file = str(ca_file)
+        tls_server_name = "localhost"
+
+    rows = _rows(_run(OverTls))
+    assert rows["message"] == (6, 0)
+    assert rows["STARTTLS"] == rows["TLS handshake"] == (6, 0)  # a connection per message
+    assert rows["EHLO"] == (12, 0)  # before and after STARTTLS
+    assert len(messages(log)) == 6
+
+
+def test_starttls_required_but_not_offered_fails_each_message_clearly() -> None:
+    from servers import our_sink
+
+    from locust_smtp import SmtpUser
+
+    with our_sink() as sink:  # offers no STARTTLS
+
+        class Required(SmtpUser):
+            host = sink.address
+            starttls = "required"
+
+        environment = _run(Required, users=1)
+        rows = _rows(environment)
+    assert rows["message"] == (6, 6)
+    assert rows["STARTTLS"] == (6, 6)
+    errors = {
+        repr(e.error) if not isinstance(e.error, str) else e.error
+        for e in environment.stats.errors.values()
+    }
+    assert "NotOffered('STARTTLS', 'STARTTLS')" in errors
+    assert sink.counts["messages"] == 0
+
+
+def test_starttls_opportunistic_goes_on_in_the_clear_when_not_offered() -> None:
+    from servers import our_sink
+
+    from locust_smtp import SmtpUser
+
+    with our_sink() as sink:
+
+        class Opportunistic(SmtpUser):
+            host = sink.address
+            starttls = "opportunistic"
+
+        rows = _rows(_run(Opportunistic, users=1))
+    assert rows["message"] == (6, 0) and "STARTTLS" not in rows
+    assert sink.counts["messages"] == 6
+
+
+def test_bad_tls_settings_are_a_clear_error() -> None:
+    from locust.env import Environment
+    from locust.exception import LocustError
+
+    from locust_smtp import SmtpUser
+
+    class Bad(SmtpUser):
+        host = "smtps://127.0.0.1:465"
+        tls_min_version = "SSLv3"
+
+    with pytest.raises(LocustError, match="bad TLS settings: tls_min_version"):
+        Bad(Environment(user_classes=[Bad]))
