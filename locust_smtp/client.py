@@ -319,7 +319,10 @@ class SmtpClient:
     @staticmethod
     def rejection(stage: str, reply: Reply) -> ReplyError:
         """The exception describing a non-positive ``reply`` at ``stage``."""
-        return reply_error(stage, reply, f"{stages.REJECTED.get(stage, stage)}: {reply}")
+        text = f"{stages.REJECTED.get(stage, stage)}: {reply}"
+        if reply.code == 530 and "STARTTLS" in reply.text.upper():
+            text += " (the server wants TLS first: use STARTTLS)"
+        return reply_error(stage, reply, text)
 
     def _drive(
         self,

@@ -139,6 +139,53 @@ def handshake(
     return TlsTransport(raw, tls, incoming, outgoing)
 
 
+TLS_VERSIONS = {"TLSV1.2": ssl.TLSVersion.TLSv1_2, "TLSV1.3": ssl.TLSVersion.TLSv1_3}
+TLS_VERSION_NAMES = ("TLSv1.2", "TLSv1.3")
+
+
+def client_context(
+    *,
+    verify: bool = True,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    min_version: str | None = None,
+    max_version: str | None = None,
+    ciphers: str | None = None,
+) -> ssl.SSLContext:
+    """A client TLS context from the usual settings; raises ValueError with a short text
+    naming the bad one (a missing file, an unknown version, a cipher string OpenSSL
+    refuses)."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"tls CA file {ca_file}: {exc}") from None
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"tls client certificate {cert_file}: {exc}") from None
+    for what, name, bound in (
+        ("minimum", min_version, "minimum_version"),
+        ("maximum", max_version, "maximum_version"),
+    ):
+        if name:
+            version = TLS_VERSIONS.get(name.replace(" ", "").upper())
+            if version is None:
+                known = ", ".join(TLS_VERSION_NAMES)
+                raise ValueError(f"tls {what} version {name!r} (one of {known})")
+            setattr(context, bound, version)
+    if ciphers:
+        try:
+            context.set_ciphers(ciphers)
+        except ssl.SSLError:
+            raise ValueError(f"tls ciphers {ciphers!r}: no cipher matches") from None
+    return context
+
+
 def classify(exc: ssl.SSLError) -> TlsError:
     """A :class:`TlsError` of the right kind, worded for a mail operator."""
     reason = getattr(exc, "reason", None) or type(exc).__name__
@@ -156,7 +203,7 @@ def classify(exc: ssl.SSLError) -> TlsError:
         return TlsError(
             _STAGE,
             f"TLS handshake failed: {reason}: the server does not speak TLS on this port "
-            "(plaintext: use smtp:// and STARTTLS, not smtps://)",
+            "(a plaintext port: use STARTTLS instead of TLS from the first byte)",
             "protocol",
         )
     return TlsError(_STAGE, f"TLS handshake failed: {reason}", "handshake")

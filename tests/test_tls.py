@@ -240,5 +240,126 @@ def test_bad_tls_settings_are_a_clear_error() -> None:
         host = "smtps://127.0.0.1:465"
         tls_min_version = "SSLv3"
 
-    with pytest.raises(LocustError, match="bad TLS settings: tls_min_version"):
+    with pytest.raises(LocustError, match="bad TLS settings: tls minimum version"):
         Bad(Environment(user_classes=[Bad]))
+
+
+# -- the bundled sink -------------------------------------------------------------------------
+
+
+def test_the_sink_offers_starttls_and_counts_its_sessions() -> None:
+    from servers import our_sink
+
+    with our_sink("--starttls") as sink:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        client = SmtpClient(sink.address, tls_context=context)
+        for _ in range(3):
+            client.connect()
+            assert "STARTTLS" in client.ehlo("me.example").text
+            assert client.starttls().code == 220
+            assert "STARTTLS" not in client.ehlo("me.example").text  # not twice
+            client.send_mail("a@x.example", ["b@y.example"], PAYLOAD)
+            client.quit()
+    assert sink.counts["messages"] == 3
+    assert sink.counts["tls"] == 3
+    assert sink.counts["resumed"] == 2  # the second and third connections resumed
+    assert sink.counts["tls_failed"] == 0
+
+
+def test_the_sink_speaks_smtps_with_a_certificate_a_client_can_trust(tmp_path: Path) -> None:
+    from servers import our_sink
+
+    cert = tmp_path / "sink.pem"
+    with our_sink("--smtps", "--tls-cert-out", str(cert)) as sink:
+        context = ssl.create_default_context(cafile=str(cert))
+        client = SmtpClient(f"smtps://{sink.address}", tls_context=context)
+        client.connect()
+        client.helo("me.example")
+        client.send_mail("a@x.example", ["b@y.example"], PAYLOAD)
+        client.quit()
+        # a client that does not trust it: counted as a failed handshake on the sink too
+        with pytest.raises(TlsError):
+            SmtpClient(f"smtps://{sink.address}", timeout=10).connect()
+    assert (sink.counts["messages"], sink.counts["tls"], sink.counts["tls_failed"]) == (1, 1, 1)
+
+
+def test_the_sink_discards_what_came_in_the_clear_after_starttls() -> None:
+    """RFC 3207: commands pipelined after STARTTLS are not run (an injection would be)."""
+    import socket as pysocket
+
+    from servers import our_sink
+
+    with our_sink("--starttls") as sink:
+        host, port = sink.address.rsplit(":", 1)
+        with pysocket.create_connection((host, int(port)), timeout=5) as sock:
+            reader = sock.makefile("rb")
+            reader.readline()
+            sock.sendall(b"EHLO me\r\nSTARTTLS\r\nMAIL FROM:<x@y>\r\n")
+            lines = []
+            while not lines or not lines[-1].startswith(b"220"):
+                lines.append(reader.readline())
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            with context.wrap_socket(sock, server_hostname="localhost") as tls:
+                tls.sendall(b"RCPT TO:<a@b>\r\n")
+                # MAIL was discarded: RCPT without MAIL
+                assert tls.recv(100).startswith(b"503")
+    assert lines[-1].startswith(b"220 2.0.0")
+
+
+# -- the locust-smtp command ------------------------------------------------------------------
+
+
+def _command(*args: str) -> Any:
+    import subprocess
+
+    from servers import LOCUST_SMTP
+
+    return subprocess.run([*LOCUST_SMTP, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_with_starttls_sends_every_message_over_tls() -> None:
+    from servers import our_sink
+
+    with our_sink("--starttls") as sink:
+        proc = _command("--starttls", "--tls-no-verify", "-s", "2", "-m", "10", sink.address)
+    assert proc.returncode == 0, proc.stderr
+    assert (sink.counts["messages"], sink.counts["tls"]) == (10, 10)
+    assert sink.counts["resumed"] >= 8  # each session resumes its previous TLS session
+    rows = {line.split()[0] for line in proc.stderr.splitlines() if line}
+    assert {"STARTTLS", "TLS", "EHLO"} <= rows
+
+
+def test_the_command_with_smtps_keeps_one_tls_session_per_connection() -> None:
+    from servers import our_sink
+
+    with our_sink("--smtps") as sink:
+        proc = _command("--smtps", "--tls-no-verify", "-s", "2", "-d", "-m", "10", sink.address)
+    assert proc.returncode == 0, proc.stderr
+    assert (sink.counts["messages"], sink.counts["tls"]) == (10, 2)
+
+
+@pytest.mark.parametrize(
+    ("sink_options", "args", "fatal"),
+    [
+        ((), ("--starttls",), "fatal: STARTTLS not offered by the server"),
+        ((), ("--smtps",), "the server does not speak TLS on this port"),
+        (("--starttls",), ("--starttls",), "certificate not trusted: self-signed certificate"),
+        ((), ("--smtps", "--tls-max-version", "TLS1"), "fatal: bad tls maximum version 'TLS1'"),
+        ((), ("--smtps", "--starttls"), "fatal: --smtps and --starttls"),
+    ],
+)
+def test_the_command_says_what_is_wrong_with_tls(
+    sink_options: tuple[str, ...], args: tuple[str, ...], fatal: str
+) -> None:
+    from servers import our_sink
+
+    with our_sink(*sink_options) as sink:
+        proc = _command(*args, "-m", "2", sink.address)
+    assert proc.returncode == 1
+    assert fatal in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sink.counts["messages"] == 0

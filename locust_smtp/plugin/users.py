@@ -53,6 +53,7 @@ from ..protocol._errors import (
 )
 from ..protocol._writers import DATA_WRITER
 from ..protocol.address import AddressError, ServerAddress, parse_host
+from ..tls import client_context
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
@@ -66,8 +67,6 @@ if TYPE_CHECKING:
 _message_numbers = itertools.count()
 _recipient_numbers = RecipientNumbers()
 _QUIT_ON_STOP_TIMEOUT = 5.0
-_TLS_VERSIONS = {"TLSV1.2": ssl.TLSVersion.TLSv1_2, "TLSV1.3": ssl.TLSVersion.TLSv1_3}
-_TLS_NAMES = ("TLSv1.2", "TLSv1.3")
 _COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
 
 
@@ -228,27 +227,17 @@ class SmtpUser(User):
         """The TLS settings of this user's connections, from the ``tls_*`` attributes;
         override for anything else."""
         try:
-            context = ssl.create_default_context(cafile=self.tls_ca_file)
-            if not self.tls_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            if self.tls_cert_file:
-                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
-            for attribute, bound in (
-                ("tls_min_version", "minimum_version"),
-                ("tls_max_version", "maximum_version"),
-            ):
-                name = getattr(self, attribute)
-                if name:
-                    version = _TLS_VERSIONS.get(name.replace(" ", "").upper())
-                    if version is None:
-                        raise ValueError(f"{attribute}: {name!r} (one of {', '.join(_TLS_NAMES)})")
-                    setattr(context, bound, version)
-            if self.tls_ciphers:
-                context.set_ciphers(self.tls_ciphers)
-        except (OSError, ValueError, ssl.SSLError) as exc:
+            return client_context(
+                verify=self.tls_verify,
+                ca_file=self.tls_ca_file,
+                cert_file=self.tls_cert_file,
+                key_file=self.tls_key_file,
+                min_version=self.tls_min_version,
+                max_version=self.tls_max_version,
+                ciphers=self.tls_ciphers,
+            )
+        except ValueError as exc:
             raise LocustError(f"bad TLS settings: {exc}") from None
-        return context
 
     def build_template(self) -> MessageTemplate:
         """The message every :meth:`send_message` sends (plain content, not dot-stuffed:

@@ -11,9 +11,13 @@ those commands with 450, ``-f CMD,..`` with 550, ``-q CMD,..`` hangs up
 without a reply, ``-Q CMD,..`` sends 421 and hangs up; ``--delay SECONDS``
 waits before every reply. ``--record DIR`` writes each connection's client
 bytes to ``DIR/NNNNNN.client`` (used by the differential tests).
+``--starttls`` offers STARTTLS, ``--smtps`` speaks TLS from the first byte, with
+``--tls-cert``/``--tls-key`` or a self-signed certificate made at start-up
+(``--tls-cert-out`` writes it); the counts then add TLS sessions, resumed ones and
+failed handshakes.
 
-Commands for the fault options: connect, helo, ehlo, lhlo, mail, rcpt, data,
-``.`` (end of data), rset, noop, quit.
+Commands for the fault options: connect, helo, ehlo, lhlo, starttls, mail, rcpt,
+data, ``.`` (end of data), rset, noop, quit.
 """
 
 from .cli import entry_point, main, parse_args

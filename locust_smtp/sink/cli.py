@@ -62,6 +62,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="print the counts every SECONDS (and always at exit)",
     )
     parser.add_argument(
+        "--starttls", action="store_true", help="offer STARTTLS (in the EHLO reply)"
+    )
+    parser.add_argument(
+        "--smtps", action="store_true", help="implicit TLS: TLS from the first byte"
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="certificate chain (PEM) for TLS; default: a self-signed one made at start-up",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="its key, if not in --tls-cert")
+    parser.add_argument(
+        "--tls-cert-out",
+        type=Path,
+        metavar="FILE",
+        help="write the self-signed certificate here (for clients to trust it)",
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         metavar="DIR",
@@ -82,7 +100,20 @@ def main(argv: list[str] | None = None) -> int:
         delay=args.delay,
         record=args.record,
         fault_every=max(1, args.fault_every),
+        starttls=args.starttls,
+        smtps=args.smtps,
     )
+    tls_context = None
+    if args.starttls or args.smtps:
+        from .certificate import server_context
+
+        try:
+            tls_context = server_context(
+                args.tls_cert, args.tls_key, args.hostname, args.tls_cert_out
+            )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            print(f"{PROGRAM}: fatal: TLS certificate: {exc}", file=sys.stderr)
+            return 1
     try:
         listener = listen(args.address)
     except (AddressError, OSError) as exc:
@@ -99,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     def out(line: str) -> None:
         print(line, flush=True)
 
-    Sink(listener, config).serve_forever(args.report_interval, out, ready)
+    Sink(listener, config, tls_context).serve_forever(args.report_interval, out, ready)
     return 0
 
 

@@ -9,6 +9,7 @@ import itertools
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from gevent.server import StreamServer
 from ..protocol import stages
 from ..protocol._errors import SmtpError
 from ..protocol.address import parse_source_address
+from ..tls import TlsTransport, handshake
 from ..transport import SocketTransport
 from .state import Counters, Session, SinkConfig
 
@@ -58,9 +60,15 @@ def wait_until(deadline: float) -> None:
 class Sink:
     """The server: owns the listening socket, the counters and the recorder."""
 
-    def __init__(self, listener: socket.socket, config: SinkConfig) -> None:
+    def __init__(
+        self, listener: socket.socket, config: SinkConfig, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         self.config = config
+        self.tls_context = tls_context
+        """For STARTTLS and implicit TLS (``config.starttls``, ``config.smtps``)."""
         self.counters = Counters()
+        if tls_context is not None:
+            self.counters.tls = 0
         self._ids = itertools.count(1)
         self.server = StreamServer(listener, self._handle)
 
@@ -76,8 +84,15 @@ class Sink:
         delay = self.config.delay
         # the client's transport: a C-level socket waited on with libev watchers directly
         # costs about half the CPU of gevent's cooperative socket per command
-        transport = SocketTransport(_socket.socket(fileno=sock.detach()))
+        transport: SocketTransport | TlsTransport = SocketTransport(
+            _socket.socket(fileno=sock.detach())
+        )
         try:
+            if self.config.smtps:
+                layer = self._start_tls(transport)
+                if layer is None:
+                    return
+                transport = layer
             reply = session.greeting()
             if delay:
                 wait_until(time.time() + delay)
@@ -95,6 +110,12 @@ class Sink:
                     if delay:  # from when the command was seen, not when handled
                         wait_until(transport.readable_at + delay)
                     transport.send(reply, stages.MESSAGE)
+                if session.starting_tls:
+                    started = self._start_tls(transport)
+                    if started is None:
+                        break
+                    transport = started
+                    session.tls_started()
         except (OSError, SmtpError):
             pass
         finally:
@@ -102,6 +123,21 @@ class Sink:
             if record is not None:
                 record.close()
             transport.close(abort=False)
+
+    def _start_tls(self, transport: SocketTransport | TlsTransport) -> TlsTransport | None:
+        """The server side of a TLS handshake; None (counted) when it failed."""
+        counters = self.counters
+        if self.tls_context is None or not isinstance(transport, SocketTransport):
+            return None
+        try:
+            layer = handshake(transport, self.tls_context, server_side=True)
+        except SmtpError:
+            counters.tls_failed += 1
+            return None
+        counters.tls = (counters.tls or 0) + 1
+        if layer.session_reused:
+            counters.tls_resumed += 1
+        return layer
 
     def serve_forever(
         self,

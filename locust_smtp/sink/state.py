@@ -9,7 +9,20 @@ from pathlib import Path
 
 PROGRAM = "locust-smtp-sink"
 SIZE_LIMIT = 10240000
-COMMANDS = {"connect", "helo", "ehlo", "lhlo", "mail", "rcpt", "data", ".", "rset", "noop", "quit"}
+COMMANDS = {
+    "connect",
+    "helo",
+    "ehlo",
+    "lhlo",
+    "starttls",
+    "mail",
+    "rcpt",
+    "data",
+    ".",
+    "rset",
+    "noop",
+    "quit",
+}
 
 
 @dataclass
@@ -24,6 +37,10 @@ class SinkConfig:
     record: Path | None = None
     fault_every: int = 1
     """Inject the configured fault only on every Nth command of its kind."""
+    starttls: bool = False
+    """Offer STARTTLS (the server loop does the handshake)."""
+    smtps: bool = False
+    """TLS from the first byte (implicit TLS)."""
 
     @property
     def faulty(self) -> frozenset[str]:
@@ -38,12 +55,19 @@ class Counters:
     faults: int = 0
     active: int = 0
     seen: dict[str, int] = field(default_factory=dict)
+    tls: int | None = None
+    """TLS sessions set up (None: TLS not configured, not printed)."""
+    tls_resumed: int = 0
+    tls_failed: int = 0
 
     def line(self) -> str:
-        return (
+        line = (
             f"{PROGRAM}: connections {self.connections} messages {self.messages} "
             f"recipients {self.recipients} faults {self.faults}"
         )
+        if self.tls is not None:
+            line += f" tls {self.tls} resumed {self.tls_resumed} tls_failed {self.tls_failed}"
+        return line
 
 
 @dataclass
@@ -57,6 +81,8 @@ class Session:
     recipients: int = 0
     data_bytes: int = 0
     closing: bool = False  # reply sent, then hang up
+    starting_tls: bool = False  # 220 to STARTTLS sent: the TLS handshake comes next
+    tls_active: bool = False
     buffer: bytes = b""
     replies: list[bytes] = field(default_factory=list)
 
@@ -91,7 +117,7 @@ class Session:
         """Consume client bytes; return the replies to send (possibly several, pipelined)."""
         buffer = self.buffer + data if self.buffer else data
         out = self.replies
-        while buffer and not self.closing:
+        while buffer and not self.closing and not self.starting_tls:
             if self.in_data:
                 if self.data_bytes == 0 and buffer.startswith(b".\r\n"):
                     end = -2  # an empty message: the "." line comes first
@@ -115,7 +141,8 @@ class Session:
                 break
             line, buffer = buffer[: end + 1], buffer[end + 1 :]
             out.append(self._command(line.rstrip(b"\r\n")))
-        self.buffer = buffer
+        # after STARTTLS's 220, what came in the clear is discarded (RFC 3207 §4.2)
+        self.buffer = b"" if self.starting_tls else buffer
         reply = b"".join(out)
         out.clear()
         return reply
@@ -132,12 +159,22 @@ class Session:
             b"RSET": "rset",
             b"NOOP": "noop",
             b"QUIT": "quit",
+            b"STAR": "starttls",
         }.get(verb)
+        if name == "starttls" and line.upper() != b"STARTTLS":
+            name = None
         if name is None:
             return b"502 5.5.2 Error: command not recognized\r\n"
         fault = self._fault(name)
         if fault is not None:
             return fault
+        if name == "starttls":
+            if not self.config.starttls:
+                return b"502 5.5.1 Error: command not implemented\r\n"
+            if self.tls_active:
+                return b"503 5.5.1 Error: TLS already active\r\n"
+            self.starting_tls = True
+            return b"220 2.0.0 Ready to start TLS\r\n"
         if name == "mail":
             self.has_mail = True
             self.recipients = 0
@@ -159,9 +196,13 @@ class Session:
             host = self.config.hostname.encode()
             if name == "helo":
                 return b"250 " + host + b"\r\n"
+            starttls = b"250-STARTTLS\r\n" if self.config.starttls and not self.tls_active else b""
             return (
-                b"250-" + host + b"\r\n250-PIPELINING\r\n250-SIZE %d\r\n"
-                b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n" % SIZE_LIMIT
+                b"250-"
+                + host
+                + b"\r\n250-PIPELINING\r\n250-SIZE %d\r\n" % SIZE_LIMIT
+                + starttls
+                + b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
             )
         if name == "rset":
             self.has_mail = False
@@ -171,6 +212,13 @@ class Session:
             return b"250 2.0.0 Ok\r\n"
         self.closing = True  # quit
         return b"221 2.0.0 Bye\r\n"
+
+    def tls_started(self) -> None:
+        """The handshake after STARTTLS succeeded: a fresh start (RFC 3207 §4.2)."""
+        self.starting_tls = False
+        self.tls_active = True
+        self.has_mail = False
+        self.recipients = 0
 
     def _end_of_data(self) -> bytes:
         recipients = self.recipients

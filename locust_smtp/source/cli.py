@@ -51,6 +51,21 @@ def prepare_run(config: SourceConfig) -> SourceRun:
         sockaddr = None if address.is_unix else address.resolve(config.family)
     except AddressError as exc:
         raise UsageError(f"fatal: {exc}") from None
+    if config.smtps or config.starttls != "no":
+        from ..tls import client_context
+
+        try:  # the sessions make it again: here a bad setting is a usage error
+            client_context(
+                verify=config.tls_verify,
+                ca_file=config.tls_ca_file,
+                cert_file=config.tls_cert_file,
+                key_file=config.tls_key_file,
+                min_version=config.tls_min_version,
+                max_version=config.tls_max_version,
+                ciphers=config.tls_ciphers,
+            )
+        except ValueError as exc:
+            raise UsageError(f"fatal: bad {exc}") from None
     myhostname = config.helo_name
     if myhostname is None:
         myhostname = local_hostname()

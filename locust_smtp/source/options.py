@@ -21,7 +21,36 @@ from ..protocol.address import address_literal_problem, hostname_problem
 
 PROGRAM = "locust-smtp"
 SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"
-LONG_OPTIONS = ["timeout=", "keep-going", "quiet", "request-events=", "help"]
+LONG_OPTIONS = [
+    "timeout=",
+    "keep-going",
+    "quiet",
+    "request-events=",
+    "ehlo",
+    "starttls",
+    "starttls-if-offered",
+    "smtps",
+    "tls-no-verify",
+    "tls-ca=",
+    "tls-cert=",
+    "tls-key=",
+    "tls-server-name=",
+    "tls-min-version=",
+    "tls-max-version=",
+    "tls-ciphers=",
+    "no-tls-resume",
+    "help",
+]
+#: long option -> SourceConfig field, for the ones that take a value as it is
+TLS_VALUE_OPTIONS = {
+    "--tls-ca": "tls_ca_file",
+    "--tls-cert": "tls_cert_file",
+    "--tls-key": "tls_key_file",
+    "--tls-server-name": "tls_server_name",
+    "--tls-min-version": "tls_min_version",
+    "--tls-max-version": "tls_max_version",
+    "--tls-ciphers": "tls_ciphers",
+}
 REQUEST_EVENTS = ("auto", "stage", "failures")
 USAGE = (
     f"usage: {PROGRAM} -cdLNov -s sess -l msglen -m msgs -C count -M myhostname -f from "
@@ -51,6 +80,16 @@ Ours:
   --request-events stage|failures|auto
                       which stages are Locust request events (auto: failures
                       unless a Locust listener such as --otel needs them all)
+  --ehlo              EHLO instead of HELO
+  --starttls          STARTTLS after EHLO, fatal when not offered (implies --ehlo)
+  --starttls-if-offered  STARTTLS when offered, else go on in the clear
+  --smtps             implicit TLS from the first byte (port 465)
+  --tls-no-verify     accept any server certificate (test servers)
+  --tls-ca FILE       CA certificates to trust   --tls-server-name NAME  SNI name
+  --tls-cert FILE, --tls-key FILE                client certificate and key
+  --tls-min-version V, --tls-max-version V       TLSv1.2 or TLSv1.3
+  --tls-ciphers STRING                           OpenSSL cipher list (TLS 1.2)
+  --no-tls-resume     a full handshake on every connection
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
@@ -132,6 +171,18 @@ class SourceConfig:
     keep_going: bool = False
     quiet: bool = False
     request_events: str = "auto"
+    ehlo: bool = False
+    starttls: str = "no"
+    smtps: bool = False
+    tls_verify: bool = True
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_server_name: str | None = None
+    tls_min_version: str | None = None
+    tls_max_version: str | None = None
+    tls_ciphers: str | None = None
+    tls_resume: bool = True
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -248,6 +299,20 @@ def parse_args(argv: list[str]) -> SourceConfig:
                     f"fatal: bad request events: {value} (one of {', '.join(REQUEST_EVENTS)})"
                 )
             config.request_events = value
+        elif opt == "--ehlo":
+            config.ehlo = True
+        elif opt == "--starttls":
+            config.starttls = "required"
+        elif opt == "--starttls-if-offered":
+            config.starttls = "opportunistic"
+        elif opt == "--smtps":
+            config.smtps = True
+        elif opt == "--tls-no-verify":
+            config.tls_verify = False
+        elif opt == "--no-tls-resume":
+            config.tls_resume = False
+        elif opt in TLS_VALUE_OPTIONS:
+            setattr(config, TLS_VALUE_OPTIONS[opt], value)
         elif opt == "--help":
             config.show_help = True
             return config
@@ -262,5 +327,7 @@ def parse_args(argv: list[str]) -> SourceConfig:
                 raise UsageError(f"fatal: {name} is for locust -f locustfiles: {hint}")
     if len(operands) != 1:
         raise UsageError(f"fatal: {USAGE}")
+    if config.smtps and config.starttls != "no":
+        raise UsageError("fatal: --smtps and --starttls: TLS from the first byte, or STARTTLS")
     config.operand = operands[0]
     return config

@@ -14,6 +14,7 @@ a session's last message.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 import time
@@ -32,11 +33,27 @@ from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._content import MessageTemplate
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
-from ..protocol._errors import ConnectError, ReplyError, SmtpError, SocketError
+from ..protocol._errors import ConnectError, ReplyError, SmtpError, SmtpTimeout, SocketError
 from ..protocol.address import ServerAddress
 from ..protocol.codes import CLOSING_CODES
 from ..protocol.session import Command, Transaction
 from .options import PROGRAM, SourceConfig, printable
+
+IMPLICIT_TLS_PORTS = (465,)
+"""Ports where a server waits for the client's TLS hello instead of greeting (SMTPS)."""
+
+#: SourceConfig fields that are SmtpUser attributes of the same name
+_TLS_SETTINGS = (
+    "tls_verify",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_server_name",
+    "tls_min_version",
+    "tls_max_version",
+    "tls_ciphers",
+    "tls_resume",
+)
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -143,6 +160,9 @@ class SourceUser(SmtpUser):
         self.timeout = config.timeout
         self.recipients_per_message = config.recipients_per_message
         self.request_events = config.request_events
+        self.starttls = config.starttls
+        for name in _TLS_SETTINGS:
+            setattr(self, name, getattr(config, name))
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
@@ -152,6 +172,9 @@ class SourceUser(SmtpUser):
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
         config = run.config
+        if config.smtps:
+            address = dataclasses.replace(address, tls=True)
+        uses_tls = config.smtps or config.starttls != "no"
         return SmtpClient(
             address,
             lmtp=config.lmtp,
@@ -161,6 +184,9 @@ class SourceUser(SmtpUser):
             on_stage=self._on_stage,
             trace=run.trace if config.verbose else None,
             sockaddr=run.sockaddr,
+            tls_context=self.make_tls_context() if uses_tls else None,
+            tls_server_name=config.tls_server_name,
+            tls_resume=config.tls_resume,
         )
 
     def build_template(self) -> MessageTemplate:
@@ -228,7 +254,7 @@ class SourceUser(SmtpUser):
         except SmtpError as exc:  # no reply: connect failure, lost connection, timeout
             self._report_message(start, t0, exc)
             if not config.keep_going or isinstance(exc, SocketError):
-                raise SourceFatal(str(exc)) from None
+                raise SourceFatal(str(exc) + self._hint(exc)) from None
             self.client.close()
             self.source.warning(str(exc))
             self._after_failure(exc)
@@ -247,6 +273,16 @@ class SourceUser(SmtpUser):
             self._after_failure(failure)
         if not config.reuse_connection and self.client.connected:
             self.quit_or_fatal()
+
+    def _hint(self, exc: SmtpError) -> str:
+        """What a greeting that never came may mean: a port that speaks TLS first."""
+        config = self.source.config
+        sockaddr = self.source.sockaddr
+        port = sockaddr[1][1] if sockaddr and isinstance(sockaddr[1], tuple) else None
+        timed_out = isinstance(exc, SmtpTimeout) and exc.stage == stages.BANNER
+        if timed_out and not config.smtps and port in IMPLICIT_TLS_PORTS:
+            return f" (port {port} usually speaks TLS from the first byte: use --smtps)"
+        return ""
 
     def _report_message(self, start: float, t0: float, failure: BaseException | None) -> None:
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
@@ -270,14 +306,47 @@ class SourceUser(SmtpUser):
             if not greeting.positive:
                 self._reject(stages.BANNER, greeting)  # -A: no special case, go on
             if not config.old_mode:
-                hello = stages.LHLO if config.lmtp else stages.HELO
+                hello = self._source_hello()
                 reply = client.hello(self.my_hostname, hello)
                 if not reply.positive:
                     error = self._reject(hello, reply)
                     if reply.code in CLOSING_CODES:
                         client.close()
                         return error
+                if config.starttls != "no":
+                    refused = self._source_starttls(hello)
+                    if refused is not None:
+                        return refused
         return self._transaction(number)
+
+    def _source_hello(self) -> str:
+        config = self.source.config
+        if config.lmtp:
+            return stages.LHLO
+        return stages.EHLO if config.ehlo or config.starttls != "no" else stages.HELO
+
+    def _source_starttls(self, hello: str) -> ReplyError | None:
+        """STARTTLS (--starttls, --starttls-if-offered), then the greeting again."""
+        client = self.client
+        if "STARTTLS" not in client.session.extensions:
+            if self.source.config.starttls != "required":
+                return None
+            raise SourceFatal(
+                "STARTTLS not offered by the server (not in its EHLO reply): --starttls "
+                "requires it (--starttls-if-offered goes on in the clear; a port that "
+                "speaks TLS from the first byte wants --smtps)"
+            )
+        reply = client.starttls()  # a failed handshake raises TlsError: fatal, as no answer
+        if reply.code != 220:
+            error = self._reject(stages.STARTTLS, reply)
+            client.close()  # never on in the clear when TLS was asked for
+            return error
+        reply = client.hello(self.my_hostname, hello)
+        if not reply.positive:
+            error = self._reject(hello, reply)
+            client.close()
+            return error
+        return None
 
     def _connect(self) -> None:
         if self._reconnect_wait:  # --keep-going, after a failure: back off
