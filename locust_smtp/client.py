@@ -18,6 +18,7 @@ connection and raise.
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from gevent.hub import get_hub
 
 from .protocol import stages
+from .protocol._auth import mechanism as sasl_mechanism
 from .protocol._errors import (
     LocalProtocolError,
     RemoteProtocolError,
@@ -215,6 +217,11 @@ class SmtpClient:
         if self.address.tls:  # smtps://: TLS before the greeting
             self._start_tls()
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether the current connection runs over TLS."""
+        return isinstance(self._transport, TlsTransport)
+
     def _start_tls(self) -> None:
         """The TLS handshake on the open connection (stage ``TLS handshake``); on failure
         the connection is closed and the error raised."""
@@ -239,6 +246,46 @@ class SmtpClient:
         self._transport = layer
         self.tls_resumed = layer.session_reused
         self._report(stages.TLS, start, t0, 0, None, None)
+
+    def auth(self, mechanism: str, username: str, secret: str) -> Reply:
+        """AUTH with ``mechanism`` (PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER; ``secret``
+        is the password, or the access token for the OAuth ones), answering the server's
+        334 challenges. One stage, ``AUTH``, for the whole exchange, timed from the command
+        to the last reply: 235 is a success, anything else is reported as the stage's
+        failure and returned (535 wrong credentials, 534 mechanism too weak, 454 try
+        later, ...). A ``-v`` trace shows the mechanism, never the credentials."""
+        sasl = sasl_mechanism(mechanism, username, secret)
+        start, t0 = time.time(), time.perf_counter()
+        report, self.on_stage = self.on_stage, _ignore  # one report, below
+        sent = 0
+        try:
+            data = self.session.auth(sasl.command())
+            sent += len(data)
+            reply = self._exchange(data)
+            while reply.code == 334:
+                try:
+                    challenge = base64.b64decode(reply.text.strip(), validate=True)
+                except ValueError:
+                    raise RemoteProtocolError(
+                        stages.AUTH, "a 334 challenge that is not base64"
+                    ) from None
+                try:
+                    data = self.session.auth(sasl.respond(challenge))
+                except LocalProtocolError as exc:  # the server keeps challenging
+                    raise RemoteProtocolError(stages.AUTH, str(exc)) from None
+                sent += len(data)
+                reply = self._exchange(data)
+        except SmtpError as exc:
+            self.on_stage = report
+            report(stages.AUTH, start, (time.perf_counter() - t0) * 1000.0, sent, None, exc)
+            if isinstance(exc, RemoteProtocolError):
+                self._fail()
+            raise
+        finally:
+            self.on_stage = report
+        error = None if reply.code == 235 else self.rejection(stages.AUTH, reply)
+        report(stages.AUTH, start, (time.perf_counter() - t0) * 1000.0, sent, reply, error)
+        return reply
 
     def starttls(self) -> Reply:
         """STARTTLS (stage ``STARTTLS``), then, after its 220, the TLS handshake (stage
@@ -288,6 +335,14 @@ class SmtpClient:
     def _trace_out(self, data: bytes, stage: str) -> None:
         if stage is _END_OF_DATA:
             self.trace(".")  # type: ignore[misc]
+            return
+        if stage is stages.AUTH:  # never the credentials
+            words = data.split(b" ")
+            shown = "****"
+            if data[:5].upper() == b"AUTH ":
+                shown = " ".join(w.decode("ascii", "replace").strip() for w in words[:2])
+                shown += " ****" if len(words) > 2 else ""
+            self.trace(shown)  # type: ignore[misc]
             return
         for line in data.split(b"\r\n")[:-1]:
             self.trace(line.decode("utf-8", "surrogateescape"))  # type: ignore[misc]

@@ -18,6 +18,7 @@ import gevent
 from locust import events
 from locust.exception import LocustError
 
+from ..protocol._auth import MECHANISMS
 from . import outcomes, recorder, webui
 from .pool import MessagePool, get_pool, set_pool
 from .recorder import REQUEST_EVENTS
@@ -39,6 +40,10 @@ USER_ATTRIBUTES = {
     "smtp_request_events": "request_events",
     "smtp_starttls": "starttls",
     "smtp_tls_ca": "tls_ca_file",
+    "smtp_auth_mechanism": "auth_mechanism",
+    "smtp_auth_username": "auth_username",
+    "smtp_auth_credentials_file": "auth_credentials_file",
+    "smtp_auth_token_file": "auth_token_file",
 }
 
 
@@ -117,6 +122,28 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     )
     group.add_argument("--smtp-tls-ca", metavar="FILE", help="CA certificates (PEM) to trust")
     group.add_argument(
+        "--smtp-auth-mechanism",
+        choices=list(MECHANISMS),
+        include_in_web_ui=True,
+        help="AUTH after EHLO (and STARTTLS)",
+    )
+    group.add_argument("--smtp-auth-username", metavar="NAME", help="AUTH user name")
+    group.add_argument(
+        "--smtp-auth-credentials-file",
+        metavar="FILE",
+        help="CSV username,password rows: each user takes the next (no password option: "
+        "secrets stay out of the web UI)",
+    )
+    group.add_argument(
+        "--smtp-auth-token-file", metavar="FILE", help="OAuth token for XOAUTH2/OAUTHBEARER"
+    )
+    group.add_argument(
+        "--smtp-auth-plaintext",
+        action="store_true",
+        default=False,
+        help="Allow AUTH without TLS",
+    )
+    group.add_argument(
         "--smtp-request-events",
         choices=list(REQUEST_EVENTS),
         help="Which stages are Locust request events: 'stage' every one, 'failures' only "
@@ -140,6 +167,8 @@ def apply_options(user: Any, environment: Environment) -> None:
         user.reuse_connection = True
     if option_value(options, "smtp_tls_no_verify"):
         user.tls_verify = False
+    if option_value(options, "smtp_auth_plaintext"):
+        user.auth_allow_plaintext = True
 
 
 #: Types of the options whose default is None: the web UI's form sends them as text.
@@ -157,7 +186,7 @@ def option_value(options: Any, dest: str) -> Any:
     if isinstance(value, str):
         if value.strip() in ("", "None"):
             return None
-        if dest in ("smtp_lmtp", "smtp_reuse", "smtp_tls_no_verify"):
+        if dest in ("smtp_lmtp", "smtp_reuse", "smtp_tls_no_verify", "smtp_auth_plaintext"):
             return value.lower() in ("true", "on", "1", "yes")
         convert = OPTION_TYPES.get(dest)
         if convert is not None:

@@ -16,6 +16,8 @@ Locust's statistics in batches unless something listens to ``events.request``
 from __future__ import annotations
 
 import contextlib
+import csv
+import functools
 import itertools
 import os
 import ssl
@@ -30,6 +32,7 @@ from locust.exception import LocustError, StopUser
 
 from ..client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from ..protocol import stages
+from ..protocol._auth import MECHANISMS
 from ..protocol._content import (
     MessageTemplate,
     SourceMessage,
@@ -65,6 +68,36 @@ if TYPE_CHECKING:
     from ..protocol._replies import Reply
 
 _message_numbers = itertools.count()
+_credential_numbers = itertools.count()
+"""Which row of an auth_credentials_file the next user takes (process-wide)."""
+
+
+def _worker_slot(environment: Environment) -> tuple[int, int]:
+    """(this worker's index, the number of workers) when it is known (``--processes``,
+    ``--expect-workers``), else (0, 1): workers then take interleaved credential rows, so
+    that users on different workers use different accounts."""
+    from locust.runners import WorkerRunner
+
+    runner = environment.runner
+    options = environment.parsed_options
+    if not isinstance(runner, WorkerRunner) or options is None:
+        return 0, 1
+    workers = int(getattr(options, "processes", 0) or 0)
+    if workers <= 0:
+        workers = int(getattr(options, "expect_workers", 1) or 1)
+    return int(runner.worker_index) % max(workers, 1), max(workers, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _credential_rows(path: str) -> list[tuple[str, str]]:
+    """The ``username,password`` rows of a CSV file (read once per process)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    if not rows or any(len(r) < 2 for r in rows):
+        raise ValueError(f"{path}: not username,password rows")
+    return [(r[0], r[1]) for r in rows]
+
+
 _recipient_numbers = RecipientNumbers()
 _QUIT_ON_STOP_TIMEOUT = 5.0
 _COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
@@ -146,6 +179,21 @@ class SmtpUser(User):
     """Resume the TLS session of this user's previous connection (as a real client
     reconnecting does; the ``TLS handshake`` stage shows what it saves)."""
 
+    auth_mechanism: str | None = None
+    """AUTH after EHLO (and after STARTTLS): ``"PLAIN"``, ``"LOGIN"``, ``"CRAM-MD5"``,
+    ``"XOAUTH2"`` or ``"OAUTHBEARER"``; None: no AUTH. Implies EHLO."""
+    auth_username: str | None = None
+    auth_password: str | None = None
+    """The password, or for XOAUTH2/OAUTHBEARER the access token."""
+    auth_token_file: str | None = None
+    """Read the access token from this file (XOAUTH2, OAUTHBEARER), once per user."""
+    auth_credentials_file: str | None = None
+    """A CSV file of ``username,password`` rows: each user of this process takes the next
+    row (wrapping around), so that concurrent users log in as different accounts."""
+    auth_allow_plaintext: bool = False
+    """Allow AUTH on a connection that is not encrypted (by default the credentials only
+    go over TLS: STARTTLS or an ``smtps://`` host)."""
+
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
     request_events: str = "auto"
@@ -191,9 +239,17 @@ class SmtpUser(User):
         self.template = self.build_template()
         self.payload_template = DATA_WRITER.frame_template(self.template)
         """:attr:`template` framed for DATA once: each rendering is ready to send."""
+        self._credentials = ("", "")
+        if self.auth_mechanism is not None:
+            if self.auth_mechanism.upper() not in MECHANISMS:
+                raise LocustError(
+                    f"bad auth_mechanism: {self.auth_mechanism!r} (one of {', '.join(MECHANISMS)})"
+                )
+            self._credentials = self._load_credentials()
         if self.starttls not in ("no", "opportunistic", "required"):
             raise LocustError(f"bad starttls: {self.starttls!r} (no, opportunistic, required)")
-        default_hello = "LHLO" if lmtp else ("EHLO" if self.starttls != "no" else "HELO")
+        ehlo = self.starttls != "no" or self.auth_mechanism is not None
+        default_hello = "LHLO" if lmtp else ("EHLO" if ehlo else "HELO")
         self._hello = self.hello_command if self.hello_command is not None else default_hello
         self._pid = os.getpid()
         self._same_recipients: list[str] | None = None
@@ -438,6 +494,8 @@ class SmtpUser(User):
                     failure = client.rejection(stages.hello_stage(self._hello), reply)
                 elif self.starttls != "no":
                     failure = self._start_tls()
+                if failure is None and self.auth_mechanism is not None:
+                    failure = self._authenticate()
         except SmtpError as exc:
             failure = exc
         if failure is None:
@@ -470,6 +528,43 @@ class SmtpUser(User):
         if not reply.positive:
             return client.rejection(stages.hello_stage(self._hello), reply)
         return None
+
+    def _authenticate(self) -> SmtpError | None:
+        """AUTH with this user's credentials; the failure to report, or None."""
+        client = self.client
+        if not client.encrypted and not self.auth_allow_plaintext:
+            failure = NotOffered(
+                stages.AUTH,
+                "STARTTLS",
+                "AUTH refused on a connection that is not encrypted (the server offered no "
+                "STARTTLS): set auth_allow_plaintext = True to send credentials in the clear",
+            )
+            self._on_stage(stages.AUTH, time.time(), 0.0, 0, None, failure)
+            return failure
+        username, secret = self._credentials
+        reply = client.auth(self.auth_mechanism or "", username, secret)
+        if reply.code != 235:
+            return client.rejection(stages.AUTH, reply)
+        return None
+
+    def _load_credentials(self) -> tuple[str, str]:
+        """(username, secret) of this user: a row of :attr:`auth_credentials_file`, else
+        :attr:`auth_username` with :attr:`auth_password` or :attr:`auth_token_file`."""
+        try:
+            if self.auth_credentials_file:
+                rows = _credential_rows(self.auth_credentials_file)
+                index, stride = _worker_slot(self.environment)
+                row = rows[(next(_credential_numbers) * stride + index) % len(rows)]
+                return row[0], row[1]
+            secret = self.auth_password or ""
+            if self.auth_token_file:
+                with open(self.auth_token_file, encoding="utf-8") as f:
+                    secret = f.read().strip()
+        except (OSError, ValueError) as exc:
+            raise LocustError(f"bad AUTH settings: {exc}") from None
+        if not self.auth_username:
+            raise LocustError("bad AUTH settings: auth_username (or auth_credentials_file) needed")
+        return self.auth_username, secret
 
     def _after_failure(self, failure: BaseException | None) -> None:
         """Lengthen the wait before the next connect after a failure with no reply."""

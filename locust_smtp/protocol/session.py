@@ -291,6 +291,11 @@ class Session:
         handshake and calls :meth:`tls_started`."""
         return self._push(Command(stages.STARTTLS, len(commands.STARTTLS), 220), commands.STARTTLS)
 
+    def auth(self, data: bytes) -> bytes:
+        """One line of an AUTH exchange: the command, or a response to a 334 challenge
+        (235 ends it well; the caller answers 334s and judges anything else)."""
+        return self._push(Command(stages.AUTH, len(data), 235), data)
+
     def tls_started(self) -> None:
         """The TLS handshake after STARTTLS succeeded: forget what the server said in the
         clear (RFC 3207 §4.2: its extensions; ask again with EHLO). Raises

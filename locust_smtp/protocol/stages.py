@@ -15,6 +15,7 @@ HELO = "HELO"
 EHLO = "EHLO"
 LHLO = "LHLO"
 STARTTLS = "STARTTLS"
+AUTH = "AUTH"
 MAIL = "MAIL"
 RCPT = "RCPT"
 DATA = "DATA"
@@ -58,6 +59,7 @@ TABLE = (
     Stage(LHLO, "sending LHLO", "LHLO rejected"),
     Stage(STARTTLS, "sending STARTTLS", "STARTTLS rejected"),
     Stage(TLS, "in the TLS handshake", "TLS handshake failed"),
+    Stage(AUTH, "authenticating", "authentication failed"),
     Stage(MAIL, "sending sender", "sender rejected"),
     Stage(RCPT, "sending recipient", "recipient rejected"),
     Stage(DATA, "sending DATA command", "data rejected"),

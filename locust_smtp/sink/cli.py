@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..protocol.address import AddressError
 from .server import Sink, listen
-from .state import COMMANDS, PROGRAM, SinkConfig
+from .state import COMMANDS, PROGRAM, SinkConfig, read_credentials
 
 
 def _commands(value: str) -> frozenset[str]:
@@ -80,6 +80,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write the self-signed certificate here (for clients to trust it)",
     )
     parser.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="offer AUTH PLAIN, LOGIN and CRAM-MD5, checked against FILE's user:password lines",
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         metavar="DIR",
@@ -103,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         starttls=args.starttls,
         smtps=args.smtps,
     )
+    if args.auth_file:
+        try:
+            config.credentials = read_credentials(args.auth_file)
+        except (OSError, ValueError) as exc:
+            print(f"{PROGRAM}: fatal: --auth-file: {exc}", file=sys.stderr)
+            return 1
     tls_context = None
     if args.starttls or args.smtps:
         from .certificate import server_context

@@ -69,6 +69,8 @@ class Sink:
         self.counters = Counters()
         if tls_context is not None:
             self.counters.tls = 0
+        if config.credentials:
+            self.counters.auth = 0
         self._ids = itertools.count(1)
         self.server = StreamServer(listener, self._handle)
 

@@ -4,6 +4,10 @@ counts what it accepted."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +19,7 @@ COMMANDS = {
     "ehlo",
     "lhlo",
     "starttls",
+    "auth",
     "mail",
     "rcpt",
     "data",
@@ -23,6 +28,26 @@ COMMANDS = {
     "noop",
     "quit",
 }
+
+
+def _same(expected: str, given: bytes) -> bool:
+    return hmac.compare_digest(expected.encode(), given)
+
+
+def read_credentials(path: str) -> dict[str, str]:
+    """``user:password`` (or ``user,password``) lines; blank lines and ``#`` comments
+    skipped. Raises ValueError naming the first bad line."""
+    found: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            text = line.rstrip("\r\n")
+            if not text.strip() or text.lstrip().startswith("#"):
+                continue
+            cut = min((i for i in (text.find(":"), text.find(",")) if i > 0), default=-1)
+            if cut < 0:
+                raise ValueError(f"{path}:{number}: not user:password")
+            found[text[:cut]] = text[cut + 1 :]
+    return found
 
 
 @dataclass
@@ -41,6 +66,8 @@ class SinkConfig:
     """Offer STARTTLS (the server loop does the handshake)."""
     smtps: bool = False
     """TLS from the first byte (implicit TLS)."""
+    credentials: dict[str, str] | None = None
+    """user -> password: offer AUTH PLAIN, LOGIN and CRAM-MD5 and check against these."""
 
     @property
     def faulty(self) -> frozenset[str]:
@@ -59,6 +86,9 @@ class Counters:
     """TLS sessions set up (None: TLS not configured, not printed)."""
     tls_resumed: int = 0
     tls_failed: int = 0
+    auth: int | None = None
+    """Successful AUTH exchanges (None: AUTH not configured, not printed)."""
+    auth_failed: int = 0
 
     def line(self) -> str:
         line = (
@@ -67,6 +97,8 @@ class Counters:
         )
         if self.tls is not None:
             line += f" tls {self.tls} resumed {self.tls_resumed} tls_failed {self.tls_failed}"
+        if self.auth is not None:
+            line += f" auth {self.auth} auth_failed {self.auth_failed}"
         return line
 
 
@@ -83,6 +115,10 @@ class Session:
     closing: bool = False  # reply sent, then hang up
     starting_tls: bool = False  # 220 to STARTTLS sent: the TLS handshake comes next
     tls_active: bool = False
+    auth_step: str | None = None  # an AUTH exchange waiting for the client's next line
+    auth_user: str = ""
+    auth_challenge: bytes = b""
+    authenticated: bool = False
     buffer: bytes = b""
     replies: list[bytes] = field(default_factory=list)
 
@@ -148,6 +184,8 @@ class Session:
         return reply
 
     def _command(self, line: bytes) -> bytes:
+        if self.auth_step is not None:
+            return self._auth_continue(line)
         verb = line[:4].upper()
         name = {
             b"MAIL": "mail",
@@ -160,6 +198,7 @@ class Session:
             b"NOOP": "noop",
             b"QUIT": "quit",
             b"STAR": "starttls",
+            b"AUTH": "auth",
         }.get(verb)
         if name == "starttls" and line.upper() != b"STARTTLS":
             name = None
@@ -175,6 +214,8 @@ class Session:
                 return b"503 5.5.1 Error: TLS already active\r\n"
             self.starting_tls = True
             return b"220 2.0.0 Ready to start TLS\r\n"
+        if name == "auth":
+            return self._auth_start(line)
         if name == "mail":
             self.has_mail = True
             self.recipients = 0
@@ -197,11 +238,13 @@ class Session:
             if name == "helo":
                 return b"250 " + host + b"\r\n"
             starttls = b"250-STARTTLS\r\n" if self.config.starttls and not self.tls_active else b""
+            auth = b"250-AUTH PLAIN LOGIN CRAM-MD5\r\n" if self.config.credentials else b""
             return (
                 b"250-"
                 + host
                 + b"\r\n250-PIPELINING\r\n250-SIZE %d\r\n" % SIZE_LIMIT
                 + starttls
+                + auth
                 + b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
             )
         if name == "rset":
@@ -212,6 +255,75 @@ class Session:
             return b"250 2.0.0 Ok\r\n"
         self.closing = True  # quit
         return b"221 2.0.0 Bye\r\n"
+
+    # -- AUTH (RFC 4954): PLAIN, LOGIN, CRAM-MD5 against config.credentials ---------------
+
+    def _auth_start(self, line: bytes) -> bytes:
+        if not self.config.credentials:
+            return b"502 5.5.1 Error: command not implemented\r\n"
+        if self.authenticated:
+            return b"503 5.5.1 Error: already authenticated\r\n"
+        if self.has_mail:
+            return b"503 5.5.1 Error: MAIL transaction in progress\r\n"
+        words = line.split()
+        mechanism = words[1].upper() if len(words) > 1 else b""
+        initial = words[2] if len(words) > 2 else None
+        if mechanism == b"PLAIN":
+            self.auth_step = "plain"
+            return b"334 \r\n" if initial is None else self._auth_continue(initial)
+        if mechanism == b"LOGIN":
+            self.auth_step = "login-user"
+            if initial is not None:
+                return self._auth_continue(initial)
+            return b"334 " + base64.b64encode(b"Username:") + b"\r\n"
+        if mechanism == b"CRAM-MD5":
+            self.auth_step = "cram"
+            self.auth_challenge = f"<{secrets.token_hex(8)}@{self.config.hostname}>".encode()
+            return b"334 " + base64.b64encode(self.auth_challenge) + b"\r\n"
+        return b"504 5.5.4 Error: unsupported authentication mechanism\r\n"
+
+    def _auth_continue(self, line: bytes) -> bytes:
+        step = self.auth_step
+        if line.strip() == b"*":
+            self.auth_step = None
+            return b"501 5.7.0 Error: authentication aborted\r\n"
+        try:
+            decoded = base64.b64decode(line.strip(), validate=True)
+        except ValueError:
+            self.auth_step = None
+            return b"501 5.5.2 Error: malformed response\r\n"
+        credentials = self.config.credentials or {}
+        if step == "login-user":
+            self.auth_user = decoded.decode("utf-8", "replace")
+            self.auth_step = "login-password"
+            return b"334 " + base64.b64encode(b"Password:") + b"\r\n"
+        self.auth_step = None
+        ok = False
+        if step == "plain":
+            parts = decoded.split(b"\0")
+            if len(parts) == 3:
+                user, password = (
+                    parts[1].decode("utf-8", "replace"),
+                    parts[2].decode("utf-8", "replace"),
+                )
+                ok = user in credentials and hmac.compare_digest(credentials[user], password)
+        elif step == "login-password":
+            user = self.auth_user
+            ok = user in credentials and _same(credentials[user], decoded)
+        elif step == "cram":
+            user, _, digest = decoded.decode("utf-8", "replace").rpartition(" ")
+            if user in credentials:
+                expected = hmac.new(
+                    credentials[user].encode(), self.auth_challenge, hashlib.md5
+                ).hexdigest()
+                ok = _same(expected, digest.encode())
+        counters = self.counters
+        if ok:
+            self.authenticated = True
+            counters.auth = (counters.auth or 0) + 1
+            return b"235 2.7.0 Authentication successful\r\n"
+        counters.auth_failed += 1
+        return b"535 5.7.8 Error: authentication failed\r\n"
 
     def tls_started(self) -> None:
         """The handshake after STARTTLS succeeded: a fresh start (RFC 3207 §4.2)."""

@@ -66,6 +66,16 @@ def prepare_run(config: SourceConfig) -> SourceRun:
             )
         except ValueError as exc:
             raise UsageError(f"fatal: bad {exc}") from None
+    try:  # the sessions read them again: here a bad file is a usage error
+        if config.auth_credentials_file:
+            from ..plugin.users import _credential_rows
+
+            _credential_rows(config.auth_credentials_file)
+        if config.auth_token_file:
+            with open(config.auth_token_file, encoding="utf-8") as f:
+                f.read()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"fatal: AUTH: {exc}") from None
     myhostname = config.helo_name
     if myhostname is None:
         myhostname = local_hostname()

@@ -13,10 +13,12 @@ Long options are ours: ``--timeout SECONDS``, ``--quiet`` (no summary),
 from __future__ import annotations
 
 import getopt
+import os
 import re
 import socket
 from dataclasses import dataclass, field
 
+from ..protocol._auth import MECHANISMS
 from ..protocol.address import address_literal_problem, hostname_problem
 
 PROGRAM = "locust-smtp"
@@ -39,6 +41,13 @@ LONG_OPTIONS = [
     "tls-max-version=",
     "tls-ciphers=",
     "no-tls-resume",
+    "auth=",
+    "auth-user=",
+    "auth-password=",
+    "auth-password-file=",
+    "auth-token-file=",
+    "auth-credentials=",
+    "auth-plaintext",
     "help",
 ]
 #: long option -> SourceConfig field, for the ones that take a value as it is
@@ -50,6 +59,10 @@ TLS_VALUE_OPTIONS = {
     "--tls-min-version": "tls_min_version",
     "--tls-max-version": "tls_max_version",
     "--tls-ciphers": "tls_ciphers",
+    "--auth-user": "auth_username",
+    "--auth-password": "auth_password",
+    "--auth-token-file": "auth_token_file",
+    "--auth-credentials": "auth_credentials_file",
 }
 REQUEST_EVENTS = ("auto", "stage", "failures")
 USAGE = (
@@ -90,6 +103,11 @@ Ours:
   --tls-min-version V, --tls-max-version V       TLSv1.2 or TLSv1.3
   --tls-ciphers STRING                           OpenSSL cipher list (TLS 1.2)
   --no-tls-resume     a full handshake on every connection
+  --auth MECHANISM    AUTH PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER (implies --ehlo)
+  --auth-user NAME and --auth-password PASS (or --auth-password-file FILE, or
+                      --auth-token-file FILE for XOAUTH2/OAUTHBEARER), or
+  --auth-credentials FILE   CSV username,password rows, one per session in turn
+  --auth-plaintext    allow AUTH without TLS (credentials in the clear)
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
@@ -106,6 +124,14 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-reuse": "-d",
     "--smtp-timeout": "--timeout",
     "--smtp-request-events": "--request-events",
+    "--smtp-starttls": "--starttls or --starttls-if-offered",
+    "--smtp-tls-no-verify": "--tls-no-verify",
+    "--smtp-tls-ca": "--tls-ca",
+    "--smtp-auth-mechanism": "--auth",
+    "--smtp-auth-username": "--auth-user",
+    "--smtp-auth-credentials-file": "--auth-credentials",
+    "--smtp-auth-token-file": "--auth-token-file",
+    "--smtp-auth-plaintext": "--auth-plaintext",
 }
 _ATOI = re.compile(r"\s*([+-]?\d+)")
 
@@ -183,6 +209,12 @@ class SourceConfig:
     tls_max_version: str | None = None
     tls_ciphers: str | None = None
     tls_resume: bool = True
+    auth_mechanism: str | None = None
+    auth_username: str | None = None
+    auth_password: str | None = None
+    auth_token_file: str | None = None
+    auth_credentials_file: str | None = None
+    auth_allow_plaintext: bool = False
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -311,6 +343,20 @@ def parse_args(argv: list[str]) -> SourceConfig:
             config.tls_verify = False
         elif opt == "--no-tls-resume":
             config.tls_resume = False
+        elif opt == "--auth":
+            if value.upper() not in MECHANISMS:
+                raise UsageError(
+                    f"fatal: bad AUTH mechanism: {value} (one of {', '.join(MECHANISMS)})"
+                )
+            config.auth_mechanism = value.upper()
+        elif opt == "--auth-password-file":
+            try:
+                with open(value, encoding="utf-8") as f:
+                    config.auth_password = f.read().rstrip("\r\n")
+            except OSError as exc:
+                raise UsageError(f"fatal: open {value}: {os.strerror(exc.errno or 0)}") from None
+        elif opt == "--auth-plaintext":
+            config.auth_allow_plaintext = True
         elif opt in TLS_VALUE_OPTIONS:
             setattr(config, TLS_VALUE_OPTIONS[opt], value)
         elif opt == "--help":
@@ -329,5 +375,7 @@ def parse_args(argv: list[str]) -> SourceConfig:
         raise UsageError(f"fatal: {USAGE}")
     if config.smtps and config.starttls != "no":
         raise UsageError("fatal: --smtps and --starttls: TLS from the first byte, or STARTTLS")
+    if config.auth_mechanism and not (config.auth_username or config.auth_credentials_file):
+        raise UsageError("fatal: --auth needs --auth-user (or --auth-credentials)")
     config.operand = operands[0]
     return config

@@ -53,6 +53,12 @@ _TLS_SETTINGS = (
     "tls_max_version",
     "tls_ciphers",
     "tls_resume",
+    "auth_mechanism",
+    "auth_username",
+    "auth_password",
+    "auth_token_file",
+    "auth_credentials_file",
+    "auth_allow_plaintext",
 )
 
 if TYPE_CHECKING:
@@ -317,13 +323,36 @@ class SourceUser(SmtpUser):
                     refused = self._source_starttls(hello)
                     if refused is not None:
                         return refused
+                if config.auth_mechanism:
+                    refused = self._source_auth()
+                    if refused is not None:
+                        return refused
         return self._transaction(number)
 
     def _source_hello(self) -> str:
         config = self.source.config
         if config.lmtp:
             return stages.LHLO
-        return stages.EHLO if config.ehlo or config.starttls != "no" else stages.HELO
+        ehlo = config.ehlo or config.starttls != "no" or config.auth_mechanism
+        return stages.EHLO if ehlo else stages.HELO
+
+    def _source_auth(self) -> ReplyError | None:
+        """AUTH (--auth): refused credentials are a rejection (fatal, or a warning with
+        -A, and the connection is dropped)."""
+        client = self.client
+        config = self.source.config
+        if not client.encrypted and not config.auth_allow_plaintext:
+            raise SourceFatal(
+                "AUTH refused on a connection that is not encrypted: use --starttls or "
+                "--smtps (or --auth-plaintext to send the credentials in the clear)"
+            )
+        username, secret = self._credentials
+        reply = client.auth(config.auth_mechanism or "", username, secret)
+        if reply.code != 235:
+            error = self._reject(stages.AUTH, reply)
+            client.close()
+            return error
+        return None
 
     def _source_starttls(self, hello: str) -> ReplyError | None:
         """STARTTLS (--starttls, --starttls-if-offered), then the greeting again."""
