@@ -121,26 +121,35 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         help="Accept any server certificate (test servers)",
     )
     group.add_argument("--smtp-tls-ca", metavar="FILE", help="CA certificates (PEM) to trust")
+    # AUTH: not in the web UI's form (Locust shows every option unless told otherwise: a
+    # select would pick a mechanism by itself, and secrets stay out of the UI)
     group.add_argument(
         "--smtp-auth-mechanism",
         choices=list(MECHANISMS),
-        include_in_web_ui=True,
+        include_in_web_ui=False,
         help="AUTH after EHLO (and STARTTLS)",
     )
-    group.add_argument("--smtp-auth-username", metavar="NAME", help="AUTH user name")
+    group.add_argument(
+        "--smtp-auth-username", metavar="NAME", include_in_web_ui=False, help="AUTH user name"
+    )
     group.add_argument(
         "--smtp-auth-credentials-file",
         metavar="FILE",
-        help="CSV username,password rows: each user takes the next (no password option: "
-        "secrets stay out of the web UI)",
+        include_in_web_ui=False,
+        help="CSV username,password rows: each user takes the next (there is no password "
+        "option: secrets stay off command lines and out of the web UI)",
     )
     group.add_argument(
-        "--smtp-auth-token-file", metavar="FILE", help="OAuth token for XOAUTH2/OAUTHBEARER"
+        "--smtp-auth-token-file",
+        metavar="FILE",
+        include_in_web_ui=False,
+        help="OAuth token for XOAUTH2/OAUTHBEARER",
     )
     group.add_argument(
         "--smtp-auth-plaintext",
         action="store_true",
         default=False,
+        include_in_web_ui=False,
         help="Allow AUTH without TLS",
     )
     group.add_argument(
