@@ -60,7 +60,7 @@ def _tls() -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.parametrize("name", ["PLAIN", "LOGIN", "CRAM-MD5"])
+@pytest.mark.parametrize("name", ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"])
 def test_each_mechanism_against_the_sink_and_a_wrong_password(name: str, sink: Any) -> None:
     seen: list[tuple[str, str | None]] = []
     trace: list[str] = []
@@ -73,7 +73,7 @@ def test_each_mechanism_against_the_sink_and_a_wrong_password(name: str, sink: A
     client.connect()
     client.ehlo("me")
     client.starttls()
-    assert "AUTH PLAIN LOGIN CRAM-MD5" in client.ehlo("me").text
+    assert "AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2 OAUTHBEARER" in client.ehlo("me").text
     assert client.auth(name, "alice", "wonderland").code == 235
     client.send_mail("alice@x", ["b@y"], PAYLOAD)
     client.quit()
@@ -243,9 +243,11 @@ def test_sessions_on_different_workers_use_different_accounts(
     sink_accounts = tmp_path / "sink-accounts"
     sink_accounts.write_text("".join(f"user{n}:pw{n}\n" for n in range(4)))
     record = tmp_path / "record"
-    with our_sink("--starttls", "--auth-file", str(sink_accounts), record=record) as sink:
+    # replies wait 5 ms: every session is running before the messages run out
+    with our_sink("--starttls", "--auth-file", str(sink_accounts), "--delay", "0.005",
+                  record=record) as sink:  # fmt: skip
         proc = _command("--starttls", "--tls-no-verify", "--auth", "plain", "--auth-credentials",
-                        str(table), "-s", "4", "-d", "-m", "40", sink.address,
+                        str(table), "-s", "4", "-d", "-m", "200", sink.address,
                         "--", "--processes", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     users = []
@@ -253,5 +255,5 @@ def test_sessions_on_different_workers_use_different_accounts(
         for line in connection.read_bytes().split(b"\r\n"):
             if line.startswith(b"AUTH PLAIN "):
                 users.append(base64.b64decode(line.split()[2]).split(b"\0")[1].decode())
-    assert sorted(users) == ["user0", "user1", "user2", "user3"]
-    assert sink.counts["messages"] == 40
+    assert sorted(users) == ["user0", "user1", "user2", "user3"]  # a session, an account
+    assert sink.counts["messages"] == 200

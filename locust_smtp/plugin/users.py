@@ -32,7 +32,8 @@ from locust.exception import LocustError, StopUser
 
 from ..client import DEFAULT_TIMEOUT, MailResult, SmtpClient
 from ..protocol import stages
-from ..protocol._auth import MECHANISMS
+from ..protocol._auth import MECHANISMS, not_offered_text
+from ..protocol._auth import offered as auth_offered
 from ..protocol._content import (
     MessageTemplate,
     SourceMessage,
@@ -541,8 +542,15 @@ class SmtpUser(User):
             )
             self._on_stage(stages.AUTH, time.time(), 0.0, 0, None, failure)
             return failure
+        name = self.auth_mechanism or ""
+        if not auth_offered(client.session.extensions, name):
+            failure = NotOffered(
+                stages.AUTH, f"AUTH {name.upper()}", not_offered_text(name, client.encrypted)
+            )
+            self._on_stage(stages.AUTH, time.time(), 0.0, 0, None, failure)
+            return failure
         username, secret = self._credentials
-        reply = client.auth(self.auth_mechanism or "", username, secret)
+        reply = client.auth(name, username, secret)
         if reply.code != 235:
             return client.rejection(stages.AUTH, reply)
         return None

@@ -117,6 +117,17 @@ _BY_NAME: dict[str, Callable[[str, str], Mechanism]] = {
 }
 
 
+def offered(extensions: object, name: str) -> bool:
+    """Whether an EHLO reply's extensions (``Extensions``) list AUTH with ``name``."""
+    keywords = getattr(extensions, "keywords", {})
+    return name.upper() in keywords.get("AUTH", "").upper().split()
+
+
+def not_offered_text(name: str, encrypted: bool) -> str:
+    why = "" if encrypted else " (many servers offer AUTH only after STARTTLS)"
+    return f"AUTH {name.upper()} not offered by the server (not in its EHLO reply){why}"
+
+
 def mechanism(name: str, username: str, secret: str) -> Mechanism:
     """The mechanism called ``name`` (any case); LocalProtocolError for an unknown one."""
     factory = _BY_NAME.get(name.upper())

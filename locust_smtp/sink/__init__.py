@@ -14,8 +14,9 @@ bytes to ``DIR/NNNNNN.client`` (used by the differential tests).
 ``--starttls`` offers STARTTLS, ``--smtps`` speaks TLS from the first byte, with
 ``--tls-cert``/``--tls-key`` or a self-signed certificate made at start-up
 (``--tls-cert-out`` writes it); the counts then add TLS sessions, resumed ones and
-failed handshakes. ``--auth-file FILE`` offers AUTH PLAIN, LOGIN and CRAM-MD5 against
-its ``user:password`` lines, counting successes and failures.
+failed handshakes. ``--auth-file FILE`` offers AUTH PLAIN, LOGIN, CRAM-MD5, XOAUTH2 and
+OAUTHBEARER against its ``user:password`` lines (the password is the OAuth token),
+counting successes and failures.
 
 Commands for the fault options: connect, helo, ehlo, lhlo, starttls, auth, mail, rcpt,
 data, ``.`` (end of data), rset, noop, quit.

@@ -82,7 +82,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--auth-file",
         metavar="FILE",
-        help="offer AUTH PLAIN, LOGIN and CRAM-MD5, checked against FILE's user:password lines",
+        help="offer AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER: the password is the "
+        "token), checked against FILE's user:password lines",
     )
     parser.add_argument(
         "--record",

@@ -30,6 +30,28 @@ COMMANDS = {
 }
 
 
+AUTH_MECHANISMS = b"PLAIN LOGIN CRAM-MD5 XOAUTH2 OAUTHBEARER"
+"""What the sink offers with --auth-file (the OAuth ones take the password as the token)."""
+
+
+def _oauth_fields(response: bytes) -> tuple[str, str]:
+    """(user, bearer token) of an XOAUTH2 (``user=U^Aauth=Bearer T^A^A``) or OAUTHBEARER
+    (``n,a=U,^Aauth=Bearer T^A^A``) response; empty strings when absent."""
+    text = response.decode("utf-8", "replace")
+    user = token = ""
+    head, _, rest = text.partition("\x01")
+    if head.startswith("user="):
+        user = head[5:]
+    else:
+        for part in head.split(","):
+            if part.startswith("a="):
+                user = part[2:]
+    for item in rest.split("\x01"):
+        if item.startswith("auth=Bearer "):
+            token = item[len("auth=Bearer ") :]
+    return user, token
+
+
 def _same(expected: str, given: bytes) -> bool:
     return hmac.compare_digest(expected.encode(), given)
 
@@ -238,7 +260,7 @@ class Session:
             if name == "helo":
                 return b"250 " + host + b"\r\n"
             starttls = b"250-STARTTLS\r\n" if self.config.starttls and not self.tls_active else b""
-            auth = b"250-AUTH PLAIN LOGIN CRAM-MD5\r\n" if self.config.credentials else b""
+            auth = b"250-AUTH " + AUTH_MECHANISMS + b"\r\n" if self.config.credentials else b""
             return (
                 b"250-"
                 + host
@@ -276,6 +298,9 @@ class Session:
             if initial is not None:
                 return self._auth_continue(initial)
             return b"334 " + base64.b64encode(b"Username:") + b"\r\n"
+        if mechanism in (b"XOAUTH2", b"OAUTHBEARER"):
+            self.auth_step = mechanism.decode().lower()
+            return b"334 \r\n" if initial is None else self._auth_continue(initial)
         if mechanism == b"CRAM-MD5":
             self.auth_step = "cram"
             self.auth_challenge = f"<{secrets.token_hex(8)}@{self.config.hostname}>".encode()
@@ -293,6 +318,20 @@ class Session:
             self.auth_step = None
             return b"501 5.5.2 Error: malformed response\r\n"
         credentials = self.config.credentials or {}
+        if step == "oauth-error":  # the client acknowledged the error challenge
+            self.auth_step = None
+            self.counters.auth_failed += 1
+            return b"535 5.7.8 Error: authentication failed\r\n"
+        if step in ("xoauth2", "oauthbearer"):
+            user, token = _oauth_fields(decoded)
+            if user in credentials and _same(credentials[user], token.encode()):
+                self.auth_step = None
+                self.authenticated = True
+                self.counters.auth = (self.counters.auth or 0) + 1
+                return b"235 2.7.0 Authentication successful\r\n"
+            self.auth_step = "oauth-error"  # RFC 7628 §3.2.2: an error challenge first
+            error = b'{"status":"invalid_token","schemes":"bearer"}'
+            return b"334 " + base64.b64encode(error) + b"\r\n"
         if step == "login-user":
             self.auth_user = decoded.decode("utf-8", "replace")
             self.auth_step = "login-password"

@@ -31,6 +31,8 @@ from ..plugin.distributed import FATAL, WorkerPool
 from ..plugin.pool import MessagePool, get_pool
 from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
+from ..protocol._auth import not_offered_text
+from ..protocol._auth import offered as auth_offered
 from ..protocol._content import MessageTemplate
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
 from ..protocol._errors import ConnectError, ReplyError, SmtpError, SmtpTimeout, SocketError
@@ -346,8 +348,12 @@ class SourceUser(SmtpUser):
                 "AUTH refused on a connection that is not encrypted: use --starttls or "
                 "--smtps (or --auth-plaintext to send the credentials in the clear)"
             )
+        name = config.auth_mechanism or ""
+        if not auth_offered(client.session.extensions, name):
+            hint = "" if config.starttls != "no" or config.smtps else ": try --starttls"
+            raise SourceFatal(not_offered_text(name, client.encrypted) + hint)
         username, secret = self._credentials
-        reply = client.auth(config.auth_mechanism or "", username, secret)
+        reply = client.auth(name, username, secret)
         if reply.code != 235:
             error = self._reject(stages.AUTH, reply)
             client.close()
