@@ -35,8 +35,9 @@ CASES = (
 ROW = re.compile(r"^TLS handshake\s+\d+\s+\d+\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)", re.M)
 
 
-def run(args: list[str], messages: int) -> tuple[float, float, float]:
-    command = [sys.executable, "-m", "locust_smtp", *args, "-s", "20", "-m", str(messages)]
+def run(options: list[str], address: str, messages: int) -> tuple[float, float, float]:
+    command = [sys.executable, "-m", "locust_smtp", *options, "-s", "20", "-m", str(messages)]
+    command.append(address)  # the operand last: options end at it (POSIX getopt)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - start
@@ -75,12 +76,9 @@ def main() -> int:
         print(f"{'server':14} {'case':28} {'msg/s':>8} {'TLS p50 ms':>11} {'TLS p99 ms':>11}")
         for server, addresses, extra in targets:
             for label, kind, options in CASES:
+                tls_options = [*options, *(extra if kind != "plain" else [])]
                 results = [
-                    run(
-                        [*options, *(extra if kind != "plain" else []), addresses[kind]],
-                        args.messages,
-                    )
-                    for _ in range(args.runs)
+                    run(tls_options, addresses[kind], args.messages) for _ in range(args.runs)
                 ]
                 rate = statistics.median(r[0] for r in results)
                 p50 = statistics.median(r[1] for r in results)
