@@ -294,6 +294,11 @@ class SmtpClient:
         again: what the server advertised in the clear is forgotten."""
         reply = self._exchange(self.session.starttls())
         if reply.code == 220:
+            if self.session.reader.in_reply:  # bytes after the 220, before any TLS
+                exc = RemoteProtocolError(stages.STARTTLS, "data after the 220 to STARTTLS")
+                self._report_failure(exc)
+                self._fail()
+                raise exc
             self._start_tls()
             try:
                 self.session.tls_started()

@@ -257,3 +257,19 @@ def test_sessions_on_different_workers_use_different_accounts(
                 users.append(base64.b64decode(line.split()[2]).split(b"\0")[1].decode())
     assert sorted(users) == ["user0", "user1", "user2", "user3"]  # a session, an account
     assert sink.counts["messages"] == 200
+
+
+def test_the_sink_checks_a_password_that_is_not_ascii(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts"
+    accounts.write_text("alice:wünderland\n", encoding="utf-8")
+    with our_sink("--auth-file", str(accounts)) as sink:
+        client = SmtpClient(sink.address)
+        client.connect()
+        client.ehlo("me")
+        assert client.auth("PLAIN", "alice", "wünderland").code == 235
+        client.quit()
+        client.connect()
+        client.ehlo("me")
+        assert client.auth("PLAIN", "alice", "wonderland").code == 535
+        client.quit()
+    assert (sink.counts["auth"], sink.counts["auth_failed"]) == (1, 1)

@@ -537,8 +537,9 @@ class SmtpUser(User):
             failure = NotOffered(
                 stages.AUTH,
                 "STARTTLS",
-                "AUTH refused on a connection that is not encrypted (the server offered no "
-                "STARTTLS): set auth_allow_plaintext = True to send credentials in the clear",
+                "AUTH refused on a connection that is not encrypted ("
+                + ("the server offered no STARTTLS" if self.starttls != "no" else "set starttls")
+                + "): or set auth_allow_plaintext = True to send credentials in the clear",
             )
             self._on_stage(stages.AUTH, time.time(), 0.0, 0, None, failure)
             return failure

@@ -152,7 +152,7 @@ def reply_error(stage: str, reply: Reply, message: str | None = None) -> ReplyEr
 
 # Locust groups failures by repr(exception), and a worker sends its master that text, not
 # the exception: the reprs above are the failure keys, written and read here only.
-_KEY = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([\w.]+)')?")
+_KEY = re.compile(r"(\w+)\('([^']*)'(?:, (\d+))?(?:, '([^']+)')?")
 
 
 def failure_key(error: object) -> str:

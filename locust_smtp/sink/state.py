@@ -341,11 +341,8 @@ class Session:
         if step == "plain":
             parts = decoded.split(b"\0")
             if len(parts) == 3:
-                user, password = (
-                    parts[1].decode("utf-8", "replace"),
-                    parts[2].decode("utf-8", "replace"),
-                )
-                ok = user in credentials and hmac.compare_digest(credentials[user], password)
+                user = parts[1].decode("utf-8", "replace")
+                ok = user in credentials and _same(credentials[user], parts[2])
         elif step == "login-password":
             user = self.auth_user
             ok = user in credentials and _same(credentials[user], decoded)
@@ -370,6 +367,9 @@ class Session:
         self.tls_active = True
         self.has_mail = False
         self.recipients = 0
+        self.authenticated = False  # an AUTH in the clear does not survive it
+        self.auth_step = None
+        self.auth_user = ""
 
     def _end_of_data(self) -> bytes:
         recipients = self.recipients

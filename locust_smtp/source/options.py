@@ -211,7 +211,7 @@ class SourceConfig:
     tls_resume: bool = True
     auth_mechanism: str | None = None
     auth_username: str | None = None
-    auth_password: str | None = None
+    auth_password: str | None = field(default=None, repr=False)
     auth_token_file: str | None = None
     auth_credentials_file: str | None = None
     auth_allow_plaintext: bool = False

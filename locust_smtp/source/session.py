@@ -35,7 +35,14 @@ from ..protocol._auth import not_offered_text
 from ..protocol._auth import offered as auth_offered
 from ..protocol._content import MessageTemplate
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
-from ..protocol._errors import ConnectError, ReplyError, SmtpError, SmtpTimeout, SocketError
+from ..protocol._errors import (
+    ConnectError,
+    ReplyError,
+    SmtpError,
+    SmtpTimeout,
+    SocketError,
+    TlsError,
+)
 from ..protocol.address import ServerAddress
 from ..protocol.codes import CLOSING_CODES
 from ..protocol.session import Command, Transaction
@@ -261,7 +268,8 @@ class SourceUser(SmtpUser):
             raise
         except SmtpError as exc:  # no reply: connect failure, lost connection, timeout
             self._report_message(start, t0, exc)
-            if not config.keep_going or isinstance(exc, SocketError):
+            misconfigured = isinstance(exc, TlsError) and exc.kind in ("certificate", "protocol")
+            if not config.keep_going or isinstance(exc, SocketError) or misconfigured:
                 raise SourceFatal(str(exc) + self._hint(exc)) from None
             self.client.close()
             self.source.warning(str(exc))
