@@ -186,6 +186,20 @@ def client_context(
     return context
 
 
+def context_for(settings: object) -> ssl.SSLContext:
+    """:func:`client_context` from an object's ``tls_*`` attributes (an ``SmtpUser``, the
+    command's ``SourceConfig``: they share the names)."""
+    return client_context(
+        verify=getattr(settings, "tls_verify", True),
+        ca_file=getattr(settings, "tls_ca_file", None),
+        cert_file=getattr(settings, "tls_cert_file", None),
+        key_file=getattr(settings, "tls_key_file", None),
+        min_version=getattr(settings, "tls_min_version", None),
+        max_version=getattr(settings, "tls_max_version", None),
+        ciphers=getattr(settings, "tls_ciphers", None),
+    )
+
+
 def classify(exc: ssl.SSLError) -> TlsError:
     """A :class:`TlsError` of the right kind, worded for a mail operator."""
     reason = getattr(exc, "reason", None) or type(exc).__name__

@@ -57,7 +57,7 @@ from ..protocol._errors import (
 )
 from ..protocol._writers import DATA_WRITER
 from ..protocol.address import AddressError, ServerAddress, parse_host
-from ..tls import client_context
+from ..tls import context_for
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
@@ -284,15 +284,7 @@ class SmtpUser(User):
         """The TLS settings of this user's connections, from the ``tls_*`` attributes;
         override for anything else."""
         try:
-            return client_context(
-                verify=self.tls_verify,
-                ca_file=self.tls_ca_file,
-                cert_file=self.tls_cert_file,
-                key_file=self.tls_key_file,
-                min_version=self.tls_min_version,
-                max_version=self.tls_max_version,
-                ciphers=self.tls_ciphers,
-            )
+            return context_for(self)
         except ValueError as exc:
             raise LocustError(f"bad TLS settings: {exc}") from None
 

@@ -52,18 +52,10 @@ def prepare_run(config: SourceConfig) -> SourceRun:
     except AddressError as exc:
         raise UsageError(f"fatal: {exc}") from None
     if config.smtps or config.starttls != "no":
-        from ..tls import client_context
+        from ..tls import context_for
 
         try:  # the sessions make it again: here a bad setting is a usage error
-            client_context(
-                verify=config.tls_verify,
-                ca_file=config.tls_ca_file,
-                cert_file=config.tls_cert_file,
-                key_file=config.tls_key_file,
-                min_version=config.tls_min_version,
-                max_version=config.tls_max_version,
-                ciphers=config.tls_ciphers,
-            )
+            context_for(config)
         except ValueError as exc:
             raise UsageError(f"fatal: bad {exc}") from None
     try:  # the sessions read them again: here a bad file is a usage error
