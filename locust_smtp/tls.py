@@ -11,6 +11,7 @@ stage ``TLS handshake`` and classifies its failures (:class:`TlsError`).
 
 from __future__ import annotations
 
+import functools
 import ssl
 from typing import Any
 
@@ -188,15 +189,38 @@ def client_context(
 
 def context_for(settings: object) -> ssl.SSLContext:
     """:func:`client_context` from an object's ``tls_*`` attributes (an ``SmtpUser``, the
-    command's ``SourceConfig``: they share the names)."""
+    command's ``SourceConfig``: they share the names). Objects with the same settings
+    share one context, made once per process: loading the system's CA certificates takes
+    milliseconds, and a context is safe to share between connections."""
+    return _shared_context(
+        bool(getattr(settings, "tls_verify", True)),
+        getattr(settings, "tls_ca_file", None),
+        getattr(settings, "tls_cert_file", None),
+        getattr(settings, "tls_key_file", None),
+        getattr(settings, "tls_min_version", None),
+        getattr(settings, "tls_max_version", None),
+        getattr(settings, "tls_ciphers", None),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_context(
+    verify: bool,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    min_version: str | None,
+    max_version: str | None,
+    ciphers: str | None,
+) -> ssl.SSLContext:
     return client_context(
-        verify=getattr(settings, "tls_verify", True),
-        ca_file=getattr(settings, "tls_ca_file", None),
-        cert_file=getattr(settings, "tls_cert_file", None),
-        key_file=getattr(settings, "tls_key_file", None),
-        min_version=getattr(settings, "tls_min_version", None),
-        max_version=getattr(settings, "tls_max_version", None),
-        ciphers=getattr(settings, "tls_ciphers", None),
+        verify=verify,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        min_version=min_version,
+        max_version=max_version,
+        ciphers=ciphers,
     )
 
 

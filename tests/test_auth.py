@@ -40,6 +40,37 @@ def test_the_mechanisms_send_what_their_rfcs_say() -> None:
     assert bearer.respond(b'{"status":"invalid_token"}') == base64.b64encode(b"\x01") + b"\r\n"
 
 
+@pytest.mark.parametrize(
+    ("name", "answered"),
+    [("PLAIN", 1), ("LOGIN", 2), ("CRAM-MD5", 1), ("XOAUTH2", 1), ("OAUTHBEARER", 1)],
+)
+def test_a_server_that_keeps_challenging_is_a_protocol_error(name: str, answered: int) -> None:
+    """Each mechanism answers as many 334 challenges as its RFC has, then gives up."""
+    from locust_smtp.protocol._errors import LocalProtocolError
+
+    sasl = mechanism(name, "u", "p")
+    for _ in range(answered):
+        sasl.respond(b"challenge")
+    with pytest.raises(LocalProtocolError, match="keeps challenging"):
+        sasl.respond(b"challenge")
+
+
+def test_the_sink_takes_an_oauth_token_of_rfc_4954s_line_length() -> None:
+    """AUTH lines may be 12288 octets (RFC 4954 §4), arriving in pieces; other commands
+    stay at 4096."""
+    from locust_smtp.sink.state import Counters, Session, SinkConfig
+
+    token = "t" * 8000
+    session = Session(SinkConfig(credentials={"alice": token}), Counters(auth=0))
+    line = b"AUTH XOAUTH2 " + base64.b64encode(
+        f"user=alice\x01auth=Bearer {token}\x01\x01".encode()
+    )
+    assert session.feed(line[:6000]) == b""  # no reply yet: the line goes on
+    assert session.feed(line[6000:] + b"\r\n").startswith(b"235 ")
+    assert session.feed(b"NOOP " + b"x" * 6000).startswith(b"500 ")
+    assert session.counters.auth == 1
+
+
 @pytest.fixture
 def accounts(tmp_path: Path) -> Path:
     path = tmp_path / "accounts"
@@ -237,7 +268,8 @@ def test_bad_auth_options_are_usage_errors(tmp_path: Path) -> None:
 def test_sessions_on_different_workers_use_different_accounts(
     accounts: Path, tmp_path: Path
 ) -> None:
-    """--processes 2, 4 sessions, 4 accounts: every account used, each by one session."""
+    """One worker per core (--processes -1), 4 sessions, 4 accounts: every account used,
+    each by one session (the master hands out the rows, whatever the workers' number)."""
     table = tmp_path / "accounts.csv"
     table.write_text("".join(f"user{n},pw{n}\n" for n in range(4)))
     sink_accounts = tmp_path / "sink-accounts"
@@ -248,7 +280,7 @@ def test_sessions_on_different_workers_use_different_accounts(
                   record=record) as sink:  # fmt: skip
         proc = _command("--starttls", "--tls-no-verify", "--auth", "plain", "--auth-credentials",
                         str(table), "-s", "4", "-d", "-m", "200", sink.address,
-                        "--", "--processes", "2")  # fmt: skip
+                        "--", "--processes", "-1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     users = []
     for connection in sorted(record.iterdir()):

@@ -350,6 +350,13 @@ def test_the_command_with_smtps_keeps_one_tls_session_per_connection() -> None:
         (("--starttls",), ("--starttls",), "certificate not trusted: self-signed certificate"),
         ((), ("--smtps", "--tls-max-version", "TLS1"), "fatal: bad tls maximum version 'TLS1'"),
         ((), ("--smtps", "--starttls"), "fatal: --smtps and --starttls"),
+        # a plaintext client on an SMTPS port: no greeting comes, the timeout says why
+        (
+            ("--smtps",),
+            ("--timeout", "0.5"),
+            "fatal: timeout while reading server greeting (a server that speaks TLS from the "
+            "first byte sends no greeting: if so, use --smtps)",
+        ),
     ],
 )
 def test_the_command_says_what_is_wrong_with_tls(
@@ -363,3 +370,42 @@ def test_the_command_says_what_is_wrong_with_tls(
     assert fatal in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sink.counts["messages"] == 0
+
+
+def test_locust_options_set_every_tls_setting(tmp_path: Path) -> None:
+    """--smtp-tls-* reach the users: a wrong --smtp-tls-server-name fails verification, the
+    right one with pinned versions, a cipher string and --smtp-tls-no-resume sends every
+    message with a full handshake."""
+    import subprocess
+    import sys
+
+    from servers import our_sink
+
+    locustfile = Path(__file__).resolve().parent.parent / "locustfiles" / "smtp_basic.py"
+    cert = tmp_path / "sink.pem"
+
+    def locust(sink: Any, *options: str) -> Any:
+        return subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+             "-u", "2", "-r", "2", "--host", sink.address, "--smtp-messages", "10",
+             "--loglevel", "WARNING", "--smtp-starttls", "required", "--smtp-tls-ca", str(cert),
+             *options],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    with our_sink("--starttls", "--tls-cert-out", str(cert)) as sink:
+        wrong = locust(sink, "--smtp-tls-server-name", "elsewhere.example")
+        right = locust(sink, "--smtp-tls-server-name", "localhost", "--smtp-tls-min-version",
+                       "TLSv1.2", "--smtp-tls-max-version", "TLSv1.2", "--smtp-tls-ciphers",
+                       "ECDHE+AESGCM", "--smtp-tls-no-resume")  # fmt: skip
+    assert wrong.returncode == 1
+    assert "SMTP TLS handshake: TlsError('TLS handshake', 'certificate')" in wrong.stderr
+    assert right.returncode == 0, right.stderr
+    # one refused handshake per message of the first run, ten full ones in the second
+    counts = sink.counts
+    assert (counts["messages"], counts["tls"], counts["resumed"], counts["tls_failed"]) == (
+        10,
+        10,
+        0,
+        10,
+    )

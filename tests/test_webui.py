@@ -124,3 +124,63 @@ def test_start_a_run_in_the_browser_and_see_the_sinks_counts(tmp_path: Path) -> 
         times = [float(x) for x in row.group(1).split()]
         assert times[1:] == sorted(times[1:]), times  # p50 <= p90 <= p99 <= p99.9 <= max
         assert f"<td>SMTP</td><td>{stage}</td><td>{MESSAGES}</td><td>0</td>" in report
+
+
+def test_starttls_and_auth_from_the_form_keep_the_password_out_of_the_page(
+    tmp_path: Path,
+) -> None:
+    """The form's TLS and AUTH fields start a STARTTLS + AUTH LOGIN run (EHLO: the form's
+    untouched hello select leaves the choice to the user); the password, read from the
+    credentials file, never reaches the page."""
+    sync_playwright = require_browser()
+    port = free_port()
+    password = "correct-horse-battery"
+    sink_accounts = tmp_path / "sink-accounts"
+    sink_accounts.write_text(f"alice:{password}\n")
+    table = tmp_path / "accounts.csv"
+    table.write_text(f"alice,{password}\n")
+    with our_sink("--starttls", "--auth-file", str(sink_accounts), "--delay", "0.01") as sink:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "smtp_basic.py"),
+             "--web-host", "127.0.0.1", "--web-port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_listening(("127.0.0.1", port), web)
+            with sync_playwright() as p:  # type: ignore[operator]
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.fill("input[name=userCount]", "2")
+                page.fill("input[name=spawnRate]", "2")
+                page.fill("input[name=host]", sink.address)
+                page.get_by_text("Custom parameters").click()
+                # selects start at "default": the user class's own setting
+                for select in ("smtpHelloCommand", "smtpStarttls", "smtpAuthMechanism"):
+                    assert page.input_value(f"select[name={select}]") == "default"
+                page.fill("input[name=smtpMessages]", "20")
+                page.select_option("select[name=smtpStarttls]", "required")
+                page.check("input[name=smtpTlsNoVerify]")
+                page.select_option("select[name=smtpTlsMinVersion]", "TLSv1.2")
+                page.select_option("select[name=smtpAuthMechanism]", "LOGIN")
+                page.fill("input[name=smtpAuthCredentialsFile]", str(table))
+                page.get_by_role("button", name="Start").click()
+                page.get_by_text("STOPPED", exact=False).first.wait_for(timeout=60_000)
+                row = page.get_by_role("row").filter(
+                    has=page.get_by_role("cell", name="AUTH", exact=True)
+                )
+                auth_row = row.first.inner_text()
+                pages = [page.content()]
+                for path in ("/", "/stats/requests", "/stats/report"):
+                    pages.append(page.request.get(f"http://127.0.0.1:{port}{path}").text())
+                browser.close()
+        finally:
+            web.terminate()
+            web.wait(30)
+    assert (sink.counts["messages"], sink.counts["auth"], sink.counts["auth_failed"]) == (20, 20, 0)
+    assert sink.counts["tls"] == 20
+    assert re.search(r"\bAUTH\s+20\s+0\b", auth_row), auth_row
+    assert not [text for text in pages if password in text]

@@ -19,13 +19,18 @@ from locust import events
 from locust.exception import LocustError
 
 from ..protocol._auth import MECHANISMS
-from . import outcomes, recorder, webui
+from ..tls import TLS_VERSION_NAMES
+from . import accounts, outcomes, recorder, webui
 from .pool import MessagePool, get_pool, set_pool
 from .recorder import REQUEST_EVENTS
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
     from locust.env import Environment
+
+DEFAULT = "default"
+"""The first choice of every option with choices, meaning "as the user class says": the
+web UI's form shows such an option as a select and always sends one of its choices."""
 
 #: option dest -> SmtpUser attribute it sets
 USER_ATTRIBUTES = {
@@ -40,6 +45,12 @@ USER_ATTRIBUTES = {
     "smtp_request_events": "request_events",
     "smtp_starttls": "starttls",
     "smtp_tls_ca": "tls_ca_file",
+    "smtp_tls_cert": "tls_cert_file",
+    "smtp_tls_key": "tls_key_file",
+    "smtp_tls_server_name": "tls_server_name",
+    "smtp_tls_min_version": "tls_min_version",
+    "smtp_tls_max_version": "tls_max_version",
+    "smtp_tls_ciphers": "tls_ciphers",
     "smtp_auth_mechanism": "auth_mechanism",
     "smtp_auth_username": "auth_username",
     "smtp_auth_credentials_file": "auth_credentials_file",
@@ -87,8 +98,8 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     group.add_argument("--smtp-helo-name", metavar="NAME", help="HELO/EHLO/LHLO name")
     group.add_argument(
         "--smtp-hello-command",
-        choices=["HELO", "EHLO", "LHLO"],
-        help="Greeting command (default HELO, or LHLO for LMTP)",
+        choices=[DEFAULT, "HELO", "EHLO", "LHLO"],
+        help="Greeting command (default: HELO; EHLO with STARTTLS or AUTH; LHLO for LMTP)",
     )
     group.add_argument(
         "--smtp-lmtp", action="store_true", default=False, include_in_web_ui=True, help="Speak LMTP"
@@ -108,7 +119,7 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
     )
     group.add_argument(
         "--smtp-starttls",
-        choices=["no", "opportunistic", "required"],
+        choices=[DEFAULT, "no", "opportunistic", "required"],
         include_in_web_ui=True,
         help="STARTTLS after EHLO: when offered (opportunistic) or always (required); "
         "for implicit TLS use an smtps://host:465 host",
@@ -120,41 +131,79 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         include_in_web_ui=True,
         help="Accept any server certificate (test servers)",
     )
-    group.add_argument("--smtp-tls-ca", metavar="FILE", help="CA certificates (PEM) to trust")
-    # AUTH: not in the web UI's form (Locust shows every option unless told otherwise: a
-    # select would pick a mechanism by itself, and secrets stay out of the UI)
+    group.add_argument(
+        "--smtp-tls-ca",
+        metavar="FILE",
+        include_in_web_ui=True,
+        help="CA certificates (PEM) to trust",
+    )
+    group.add_argument(
+        "--smtp-tls-cert",
+        metavar="FILE",
+        include_in_web_ui=True,
+        help="Client certificate (PEM; with its key unless --smtp-tls-key)",
+    )
+    group.add_argument(
+        "--smtp-tls-key", metavar="FILE", include_in_web_ui=True, help="Client certificate's key"
+    )
+    group.add_argument(
+        "--smtp-tls-server-name",
+        metavar="NAME",
+        include_in_web_ui=True,
+        help="Name to send (SNI) and verify (default: the host)",
+    )
+    for bound in ("min", "max"):
+        group.add_argument(
+            f"--smtp-tls-{bound}-version",
+            choices=[DEFAULT, *TLS_VERSION_NAMES],
+            include_in_web_ui=True,
+            help=f"{'Lowest' if bound == 'min' else 'Highest'} TLS version to use",
+        )
+    group.add_argument(
+        "--smtp-tls-ciphers",
+        metavar="OPENSSL_CIPHERS",
+        include_in_web_ui=True,
+        help="Cipher string for TLS 1.2 (OpenSSL's syntax)",
+    )
+    group.add_argument(
+        "--smtp-tls-no-resume",
+        action="store_true",
+        default=False,
+        include_in_web_ui=True,
+        help="A full handshake on every connection (default: a user resumes its TLS session)",
+    )
     group.add_argument(
         "--smtp-auth-mechanism",
-        choices=list(MECHANISMS),
-        include_in_web_ui=False,
+        choices=[DEFAULT, *MECHANISMS],
+        include_in_web_ui=True,
         help="AUTH after EHLO (and STARTTLS)",
     )
     group.add_argument(
-        "--smtp-auth-username", metavar="NAME", include_in_web_ui=False, help="AUTH user name"
+        "--smtp-auth-username", metavar="NAME", include_in_web_ui=True, help="AUTH user name"
     )
     group.add_argument(
         "--smtp-auth-credentials-file",
         metavar="FILE",
-        include_in_web_ui=False,
+        include_in_web_ui=True,
         help="CSV username,password rows: each user takes the next (there is no password "
         "option: secrets stay off command lines and out of the web UI)",
     )
     group.add_argument(
         "--smtp-auth-token-file",
         metavar="FILE",
-        include_in_web_ui=False,
-        help="OAuth token for XOAUTH2/OAUTHBEARER",
+        include_in_web_ui=True,
+        help="OAuth token for XOAUTH2/OAUTHBEARER, or the password for the others",
     )
     group.add_argument(
         "--smtp-auth-plaintext",
         action="store_true",
         default=False,
-        include_in_web_ui=False,
+        include_in_web_ui=True,
         help="Allow AUTH without TLS",
     )
     group.add_argument(
         "--smtp-request-events",
-        choices=list(REQUEST_EVENTS),
+        choices=[DEFAULT, *REQUEST_EVENTS],
         help="Which stages are Locust request events: 'stage' every one, 'failures' only "
         "failed ones (successes reach the statistics in batches), 'auto' (default) 'stage' "
         "when a listener other than Locust's statistics is registered, else 'failures'",
@@ -178,6 +227,8 @@ def apply_options(user: Any, environment: Environment) -> None:
         user.tls_verify = False
     if option_value(options, "smtp_auth_plaintext"):
         user.auth_allow_plaintext = True
+    if option_value(options, "smtp_tls_no_resume"):
+        user.tls_resume = False
 
 
 #: Types of the options whose default is None: the web UI's form sends them as text.
@@ -189,14 +240,21 @@ OPTION_TYPES: dict[str, Callable[[str], Any]] = {
 }
 
 
+FLAGS = frozenset(
+    ("smtp_lmtp", "smtp_reuse", "smtp_tls_no_verify", "smtp_tls_no_resume", "smtp_auth_plaintext")
+)
+#: Options whose first choice means "not set" (the web UI's select always has a value).
+
+
 def option_value(options: Any, dest: str) -> Any:
     """An SMTP option's value, with the web UI's text turned into its type ("" is None)."""
     value = getattr(options, dest, None)
     if isinstance(value, str):
-        if value.strip() in ("", "None"):
+        if value.strip() in ("", "None", DEFAULT):
             return None
-        if dest in ("smtp_lmtp", "smtp_reuse", "smtp_tls_no_verify", "smtp_auth_plaintext"):
+        if dest in FLAGS:
             return value.lower() in ("true", "on", "1", "yes")
+
         convert = OPTION_TYPES.get(dest)
         if convert is not None:
             try:
@@ -330,6 +388,7 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
         if pool is not None and data.get(distributed.DONE):
             pool.count_done(client_id, int(data[distributed.DONE]))
 
+    accounts.register(environment)
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(done_from_worker)  # type: ignore[no-untyped-call]
         runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
@@ -354,6 +413,7 @@ events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(outcomes.reset)  # type: ignore[no-untyped-call]
 events.init.add_listener(outcomes.install)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(recorder.reset)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(accounts.reset)  # type: ignore[no-untyped-call]
 events.init.add_listener(recorder.install)  # type: ignore[no-untyped-call]
 events.init.add_listener(register_messages)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(report_master_pool)  # type: ignore[no-untyped-call]

@@ -58,6 +58,7 @@ from ..protocol._errors import (
 from ..protocol._writers import DATA_WRITER
 from ..protocol.address import AddressError, ServerAddress, parse_host
 from ..tls import context_for
+from .accounts import accounts_of
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
@@ -69,24 +70,6 @@ if TYPE_CHECKING:
     from ..protocol._replies import Reply
 
 _message_numbers = itertools.count()
-_credential_numbers = itertools.count()
-"""Which row of an auth_credentials_file the next user takes (process-wide)."""
-
-
-def _worker_slot(environment: Environment) -> tuple[int, int]:
-    """(this worker's index, the number of workers) when it is known (``--processes``,
-    ``--expect-workers``), else (0, 1): workers then take interleaved credential rows, so
-    that users on different workers use different accounts."""
-    from locust.runners import WorkerRunner
-
-    runner = environment.runner
-    options = environment.parsed_options
-    if not isinstance(runner, WorkerRunner) or options is None:
-        return 0, 1
-    workers = int(getattr(options, "processes", 0) or 0)
-    if workers <= 0:
-        workers = int(getattr(options, "expect_workers", 1) or 1)
-    return int(runner.worker_index) % max(workers, 1), max(workers, 1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -241,12 +224,13 @@ class SmtpUser(User):
         self.payload_template = DATA_WRITER.frame_template(self.template)
         """:attr:`template` framed for DATA once: each rendering is ready to send."""
         self._credentials = ("", "")
+        self._account_taken = False
         if self.auth_mechanism is not None:
             if self.auth_mechanism.upper() not in MECHANISMS:
                 raise LocustError(
                     f"bad auth_mechanism: {self.auth_mechanism!r} (one of {', '.join(MECHANISMS)})"
                 )
-            self._credentials = self._load_credentials()
+            self._credentials = self._load_credentials()  # a file's row: at the first AUTH
         if self.starttls not in ("no", "opportunistic", "required"):
             raise LocustError(f"bad starttls: {self.starttls!r} (no, opportunistic, required)")
         ehlo = self.starttls != "no" or self.auth_mechanism is not None
@@ -542,21 +526,20 @@ class SmtpUser(User):
             )
             self._on_stage(stages.AUTH, time.time(), 0.0, 0, None, failure)
             return failure
-        username, secret = self._credentials
+        username, secret = self._account()
         reply = client.auth(name, username, secret)
         if reply.code != 235:
             return client.rejection(stages.AUTH, reply)
         return None
 
     def _load_credentials(self) -> tuple[str, str]:
-        """(username, secret) of this user: a row of :attr:`auth_credentials_file`, else
-        :attr:`auth_username` with :attr:`auth_password` or :attr:`auth_token_file`."""
+        """(username, secret) of this user: :attr:`auth_username` with :attr:`auth_password`
+        or :attr:`auth_token_file`; with :attr:`auth_credentials_file` the file is read
+        (and checked) here and the row is taken at the first AUTH (:meth:`_account`)."""
         try:
             if self.auth_credentials_file:
-                rows = _credential_rows(self.auth_credentials_file)
-                index, stride = _worker_slot(self.environment)
-                row = rows[(next(_credential_numbers) * stride + index) % len(rows)]
-                return row[0], row[1]
+                _credential_rows(self.auth_credentials_file)
+                return "", ""
             secret = self.auth_password or ""
             if self.auth_token_file:
                 with open(self.auth_token_file, encoding="utf-8") as f:
@@ -566,6 +549,17 @@ class SmtpUser(User):
         if not self.auth_username:
             raise LocustError("bad AUTH settings: auth_username (or auth_credentials_file) needed")
         return self.auth_username, secret
+
+    def _account(self) -> tuple[str, str]:
+        """This user's (username, secret); from a credentials file, the run's next row
+        (:mod:`.accounts`: counted by the master across workers), taken once."""
+        if self.auth_credentials_file and not self._account_taken:
+            self._account_taken = True
+            rows = _credential_rows(self.auth_credentials_file)
+            self._credentials = rows[
+                accounts_of(self.environment).take(self.environment) % len(rows)
+            ]
+        return self._credentials
 
     def _after_failure(self, failure: BaseException | None) -> None:
         """Lengthen the wait before the next connect after a failure with no reply."""

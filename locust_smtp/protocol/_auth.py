@@ -32,6 +32,8 @@ class Mechanism:
     """One authentication exchange: :meth:`command`, then :meth:`respond` per 334."""
 
     name = ""
+    #: 334 challenges the mechanism answers; one more is a server that keeps challenging
+    max_steps = 1
 
     def __init__(self, username: str, secret: str) -> None:
         for text in (username, secret):
@@ -53,7 +55,7 @@ class Mechanism:
     def respond(self, challenge: bytes) -> bytes:
         """The line (base64, CRLF-terminated) answering a decoded 334 ``challenge``."""
         self.steps += 1
-        if self.steps > 3:
+        if self.steps > self.max_steps:
             raise LocalProtocolError("the server keeps challenging")
         return b64(self.answer(challenge)) + b"\r\n"
 
@@ -70,6 +72,7 @@ class Plain(Mechanism):
 
 class Login(Mechanism):
     name = "LOGIN"
+    max_steps = 2
 
     def answer(self, challenge: bytes) -> bytes:
         # "Username:" then "Password:" (some servers send other texts: go by the order)
@@ -101,11 +104,8 @@ class OAuthBearer(Mechanism):
     def initial(self) -> bytes:
         return f"n,a={self.username},\x01auth=Bearer {self.secret}\x01\x01".encode()
 
-    def respond(self, challenge: bytes) -> bytes:
-        self.steps += 1
-        if self.steps > 1:
-            raise LocalProtocolError("the server keeps challenging")
-        return b64(b"\x01") + b"\r\n"  # RFC 7628 §3.2.3: acknowledge the error
+    def answer(self, challenge: bytes) -> bytes:
+        return b"\x01"  # RFC 7628 §3.2.3: acknowledge the error challenge
 
 
 _BY_NAME: dict[str, Callable[[str, str], Mechanism]] = {

@@ -31,6 +31,8 @@ COMMANDS = {
 
 
 AUTH_MECHANISMS = b"PLAIN LOGIN CRAM-MD5 XOAUTH2 OAUTHBEARER"
+LINE_LIMIT = 4096
+AUTH_LINE_LIMIT = 12288
 """What the sink offers with --auth-file (the OAuth ones take the password as the token)."""
 
 
@@ -193,7 +195,7 @@ class Session:
                 continue
             end = buffer.find(b"\n")
             if end < 0:
-                if len(buffer) > 4096:
+                if len(buffer) > self._line_limit(buffer):
                     out.append(b"500 5.5.0 Error: line too long\r\n")
                     buffer = b""
                 break
@@ -204,6 +206,13 @@ class Session:
         reply = b"".join(out)
         out.clear()
         return reply
+
+    def _line_limit(self, buffer: bytes) -> int:
+        """Longest command line taken: 4096 octets, 12288 for AUTH and its responses
+        (RFC 4954 §4: OAuth tokens make long lines)."""
+        if self.auth_step is not None or buffer[:5].upper() == b"AUTH ":
+            return AUTH_LINE_LIMIT
+        return LINE_LIMIT
 
     def _command(self, line: bytes) -> bytes:
         if self.auth_step is not None:

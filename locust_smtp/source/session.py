@@ -296,9 +296,13 @@ class SourceUser(SmtpUser):
         sockaddr = self.source.sockaddr
         port = sockaddr[1][1] if sockaddr and isinstance(sockaddr[1], tuple) else None
         timed_out = isinstance(exc, SmtpTimeout) and exc.stage == stages.BANNER
-        if timed_out and not config.smtps and port in IMPLICIT_TLS_PORTS:
+        if not timed_out or config.smtps:
+            return ""
+        if port in IMPLICIT_TLS_PORTS:
             return f" (port {port} usually speaks TLS from the first byte: use --smtps)"
-        return ""
+        return (
+            " (a server that speaks TLS from the first byte sends no greeting: if so, use --smtps)"
+        )
 
     def _report_message(self, start: float, t0: float, failure: BaseException | None) -> None:
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
@@ -360,7 +364,7 @@ class SourceUser(SmtpUser):
         if not auth_offered(client.session.extensions, name):
             hint = "" if config.starttls != "no" or config.smtps else ": try --starttls"
             raise SourceFatal(not_offered_text(name, client.encrypted) + hint)
-        username, secret = self._credentials
+        username, secret = self._account()
         reply = client.auth(name, username, secret)
         if reply.code != 235:
             error = self._reject(stages.AUTH, reply)
