@@ -38,9 +38,9 @@ from .protocol._errors import (
 )
 from .protocol._extensions import Extensions
 from .protocol._replies import Reply
-from .protocol._writers import DATA_WRITER, DataWriter
+from .protocol._writers import DATA_WRITER
 from .protocol.address import ServerAddress, parse_host
-from .protocol.session import Command, Session, Transaction
+from .protocol.session import Command, Session, Transaction, Writer
 from .tls import TlsTransport, handshake
 from .transport import SEND_SOON_LIMIT, SocketTransport, lost, timed_out
 
@@ -413,7 +413,7 @@ class SmtpClient:
             while True:
                 if data:
                     command = pending[-1]
-                    stage = command.stage
+                    stage = last = command.stage
                     if trace is not None:
                         self._trace_out(data, stage)
                     # the reply's time runs from the write to transport.readable_at; a
@@ -430,7 +430,7 @@ class SmtpClient:
                             stage = command.stage
                     self.bytes_sent += len(data)
                     # (on_written not after the lone "." of RFC 2920: no message went out)
-                    written = on_written if stage is _END_OF_DATA and session.content_sent else None
+                    written = on_written if last is _END_OF_DATA and session.content_sent else None
                     if len(data) <= SEND_SOON_LIMIT:
                         transport.send_soon(data, stamp)  # at the end of this loop turn
                     else:
@@ -575,7 +575,8 @@ class SmtpClient:
         payload: bytes,
         *,
         mail_params: Iterable[str] = (),
-        writer: DataWriter = DATA_WRITER,
+        rcpt_params: Callable[[str], tuple[str, ...]] | None = None,
+        writer: Writer = DATA_WRITER,
         pipelining: bool = False,
         on_reply: Callable[[Command], None] | None = None,
         on_written: Callable[[], None] | None = None,
@@ -600,6 +601,7 @@ class SmtpClient:
             writer=writer,
             pipelining=pipelining,
             mail_params=tuple(mail_params),
+            rcpt_params=rcpt_params,
         )
         self._drive(session.data_to_send(), None, on_reply, on_written)
         return transaction
@@ -611,6 +613,8 @@ class SmtpClient:
         payload: bytes,
         *,
         mail_params: Iterable[str] = (),
+        rcpt_params: Callable[[str], tuple[str, ...]] | None = None,
+        writer: Writer = DATA_WRITER,
         pipelining: bool = False,
     ) -> MailResult:
         """One mail transaction (see :meth:`transaction`; ``payload`` is dot-stuffed and
@@ -627,7 +631,13 @@ class SmtpClient:
         before = self.bytes_sent
         try:
             transaction = self.transaction(
-                sender, recipients, payload, mail_params=mail_params, pipelining=pipelining
+                sender,
+                recipients,
+                payload,
+                mail_params=mail_params,
+                rcpt_params=rcpt_params,
+                writer=writer,
+                pipelining=pipelining,
             )
             if self.session.closing:
                 self.close()

@@ -121,6 +121,8 @@ CONTEXT = {
 FATAL = "locust-smtp: fatal: "
 WARNING = "locust-smtp: warning: "
 T = ("--timeout", str(TIMEOUT))
+# a greeting that never comes may be a server waiting for TLS (a trickled one is not)
+SMTPS_HINT = " (a server that speaks TLS from the first byte sends no greeting: if so, use --smtps)"
 
 CASES = [
     # a 4xx at each stage, no -A: fatal after the first attempt, as smtp-source
@@ -196,7 +198,7 @@ CASES = [
             (Fault(on, "silence"),),
             ("-m", "3", *T),
             1,
-            (f"{FATAL}timeout while {context}",),
+            (f"{FATAL}timeout while {context}" + (SMTPS_HINT if on == "connect" else ""),),
             (1, 0, 0, 0) if on == "quit" else (0, 0, 1, 0),
             delivered=1 if on == "quit" else 0,
             within=TIMEOUT + 1,

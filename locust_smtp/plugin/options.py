@@ -19,6 +19,7 @@ from locust import events
 from locust.exception import LocustError
 
 from ..protocol._auth import MECHANISMS
+from ..protocol.mail_options import BODY_TYPES, DSN_RET, USE
 from ..tls import TLS_VERSION_NAMES
 from . import accounts, outcomes, recorder, webui
 from .pool import MessagePool, get_pool, set_pool
@@ -55,6 +56,15 @@ USER_ATTRIBUTES = {
     "smtp_auth_username": "auth_username",
     "smtp_auth_credentials_file": "auth_credentials_file",
     "smtp_auth_token_file": "auth_token_file",
+    "smtp_pipelining": "pipelining",
+    "smtp_chunking": "chunking",
+    "smtp_bdat_chunk_size": "bdat_chunk_size",
+    "smtp_mail_size": "mail_size",
+    "smtp_body_type": "body_type",
+    "smtp_smtputf8": "smtputf8",
+    "smtp_dsn_notify": "dsn_notify",
+    "smtp_dsn_ret": "dsn_ret",
+    "smtp_dsn_envid": "dsn_envid",
 }
 
 
@@ -201,6 +211,48 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         include_in_web_ui=True,
         help="Allow AUTH without TLS",
     )
+    for name, what in (
+        ("pipelining", "PIPELINING: MAIL, RCPTs and DATA/BDAT in one write"),
+        ("chunking", "CHUNKING: the content in BDAT chunks instead of DATA"),
+        ("mail-size", "SIZE= on MAIL"),
+        ("smtputf8", "SMTPUTF8 on MAIL"),
+    ):
+        group.add_argument(
+            f"--smtp-{name}",
+            choices=[DEFAULT, *USE],
+            include_in_web_ui=True,
+            help=f"{what}: auto (when offered, after EHLO), on (required), force, off",
+        )
+    group.add_argument(
+        "--smtp-bdat-chunk-size",
+        type=int,
+        metavar="BYTES",
+        include_in_web_ui=True,
+        help="Bytes per BDAT chunk (0: one BDAT n LAST)",
+    )
+    group.add_argument(
+        "--smtp-body-type",
+        choices=[DEFAULT, *BODY_TYPES],
+        include_in_web_ui=True,
+        help="BODY= on MAIL",
+    )
+    group.add_argument(
+        "--smtp-dsn-notify",
+        metavar="NEVER|SUCCESS,FAILURE,DELAY",
+        include_in_web_ui=True,
+        help="DSN NOTIFY= on each RCPT",
+    )
+    group.add_argument(
+        "--smtp-dsn-ret", choices=[DEFAULT, *DSN_RET], include_in_web_ui=True, help="DSN RET="
+    )
+    group.add_argument("--smtp-dsn-envid", metavar="ID", include_in_web_ui=True, help="DSN ENVID=")
+    group.add_argument(
+        "--smtp-dsn-orcpt",
+        action="store_true",
+        default=False,
+        include_in_web_ui=True,
+        help="DSN ORCPT=rfc822;recipient on each RCPT",
+    )
     group.add_argument(
         "--smtp-request-events",
         choices=[DEFAULT, *REQUEST_EVENTS],
@@ -229,6 +281,8 @@ def apply_options(user: Any, environment: Environment) -> None:
         user.auth_allow_plaintext = True
     if option_value(options, "smtp_tls_no_resume"):
         user.tls_resume = False
+    if option_value(options, "smtp_dsn_orcpt"):
+        user.dsn_orcpt = True
 
 
 #: Types of the options whose default is None: the web UI's form sends them as text.
@@ -237,11 +291,19 @@ OPTION_TYPES: dict[str, Callable[[str], Any]] = {
     "smtp_message_size": int,
     "smtp_timeout": float,
     "smtp_messages": int,
+    "smtp_bdat_chunk_size": int,
 }
 
 
 FLAGS = frozenset(
-    ("smtp_lmtp", "smtp_reuse", "smtp_tls_no_verify", "smtp_tls_no_resume", "smtp_auth_plaintext")
+    (
+        "smtp_lmtp",
+        "smtp_reuse",
+        "smtp_tls_no_verify",
+        "smtp_tls_no_resume",
+        "smtp_auth_plaintext",
+        "smtp_dsn_orcpt",
+    )
 )
 #: Options whose first choice means "not set" (the web UI's select always has a value).
 

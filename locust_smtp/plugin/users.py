@@ -40,6 +40,7 @@ from ..protocol._content import (
     data_payload,
     hex4,
     message_id_prefix,
+    unstuffed,
 )
 from ..protocol._envelope import (
     RecipientNumbers,
@@ -57,6 +58,7 @@ from ..protocol._errors import (
 )
 from ..protocol._writers import DATA_WRITER
 from ..protocol.address import AddressError, ServerAddress, parse_host
+from ..protocol.mail_options import PLAIN_PLAN, MailOptions, Plan
 from ..tls import context_for
 from .accounts import accounts_of
 from .options import apply_options
@@ -172,11 +174,43 @@ class SmtpUser(User):
     auth_token_file: str | None = None
     """Read the access token from this file (XOAUTH2, OAUTHBEARER), once per user."""
     auth_credentials_file: str | None = None
-    """A CSV file of ``username,password`` rows: each user of this process takes the next
-    row (wrapping around), so that concurrent users log in as different accounts."""
+    """A CSV file of ``username,password`` rows: each user of the run takes the next row
+    (wrapping around; across workers the master counts), so that concurrent users log in
+    as different accounts."""
     auth_allow_plaintext: bool = False
     """Allow AUTH on a connection that is not encrypted (by default the credentials only
     go over TLS: STARTTLS or an ``smtps://`` host)."""
+
+    pipelining: str = "auto"
+    """PIPELINING (RFC 2920): MAIL, every RCPT and DATA (or every BDAT chunk) in one
+    write. ``"auto"``: when the EHLO reply offers it; ``"on"``: a failed message
+    (``NotOffered``) when it does not; ``"force"``: even when not offered (servers that
+    lie); ``"off"``. Each reply is timed from the write that carried its command. Like
+    every ESMTP setting here, ``"auto"`` needs EHLO: HELO (the default greeting) offers
+    nothing; ``"on"``, ``"force"`` and the parameters below imply EHLO."""
+    chunking: str = "off"
+    """CHUNKING (RFC 3030): the content in BDAT chunks instead of DATA; ``"auto"``,
+    ``"on"``, ``"force"`` as :attr:`pipelining`."""
+    bdat_chunk_size: int = 0
+    """Bytes per BDAT chunk; 0: the whole message as one ``BDAT n LAST``."""
+    mail_size: str = "auto"
+    """``SIZE=`` the message's size on MAIL (RFC 1870): ``"auto"`` when offered, ``"on"``,
+    ``"force"``, ``"off"``."""
+    body_type: str | None = None
+    """``BODY=`` on MAIL: ``"7BIT"``, ``"8BITMIME"`` (RFC 6152) or ``"BINARYMIME"`` (RFC
+    3030, needs :attr:`chunking`); the extension must be offered."""
+    smtputf8: str = "off"
+    """``SMTPUTF8`` on MAIL (RFC 6531), for UTF-8 addresses and headers: ``"auto"``,
+    ``"on"``, ``"force"``, ``"off"``."""
+    dsn_notify: str | None = None
+    """DSN (RFC 3461) ``NOTIFY=`` on each RCPT: ``"NEVER"`` or a comma list of
+    ``SUCCESS``, ``FAILURE``, ``DELAY``. Any DSN setting needs DSN offered."""
+    dsn_ret: str | None = None
+    """DSN ``RET=FULL`` or ``HDRS`` on MAIL."""
+    dsn_envid: str | None = None
+    """DSN ``ENVID=`` on MAIL (sent as xtext)."""
+    dsn_orcpt: bool = False
+    """DSN ``ORCPT=rfc822;recipient`` on each RCPT."""
 
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
@@ -233,7 +267,17 @@ class SmtpUser(User):
             self._credentials = self._load_credentials()  # a file's row: at the first AUTH
         if self.starttls not in ("no", "opportunistic", "required"):
             raise LocustError(f"bad starttls: {self.starttls!r} (no, opportunistic, required)")
-        ehlo = self.starttls != "no" or self.auth_mechanism is not None
+        try:
+            self._mail_options = self.make_mail_options().check()
+        except ValueError as exc:
+            raise LocustError(f"bad ESMTP settings: {exc}") from None
+        self._plan: Plan = PLAIN_PLAN
+        self._planned_for: object = None
+        ehlo = (
+            self.starttls != "no"
+            or self.auth_mechanism is not None
+            or self._mail_options.wants_ehlo
+        )
         default_hello = "LHLO" if lmtp else ("EHLO" if ehlo else "HELO")
         self._hello = self.hello_command if self.hello_command is not None else default_hello
         self._pid = os.getpid()
@@ -271,6 +315,30 @@ class SmtpUser(User):
             return context_for(self)
         except ValueError as exc:
             raise LocustError(f"bad TLS settings: {exc}") from None
+
+    def make_mail_options(self) -> MailOptions:
+        """The ESMTP settings of this user's transactions, from its attributes."""
+        return MailOptions(
+            pipelining=self.pipelining,
+            chunking=self.chunking,
+            chunk_size=self.bdat_chunk_size,
+            size=self.mail_size,
+            body=self.body_type,
+            smtputf8=self.smtputf8,
+            dsn_notify=self.dsn_notify,
+            dsn_ret=self.dsn_ret,
+            dsn_envid=self.dsn_envid,
+            dsn_orcpt=self.dsn_orcpt,
+        )
+
+    def mail_plan(self) -> Plan:
+        """How this connection's transactions go (its EHLO reply decides: worked out once
+        per reply); raises ``NotOffered`` when something required is missing."""
+        extensions = self.client.session.extensions
+        if extensions is not self._planned_for:
+            self._plan = self._mail_options.plan(extensions)
+            self._planned_for = extensions
+        return self._plan
 
     def build_template(self) -> MessageTemplate:
         """The message every :meth:`send_message` sends (plain content, not dot-stuffed:
@@ -473,6 +541,8 @@ class SmtpUser(User):
                     failure = self._start_tls()
                 if failure is None and self.auth_mechanism is not None:
                     failure = self._authenticate()
+            if failure is None:
+                failure = self._plan_transactions()
         except SmtpError as exc:
             failure = exc
         if failure is None:
@@ -481,6 +551,16 @@ class SmtpUser(User):
         self._after_failure(failure)
         self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
         return False
+
+    def _plan_transactions(self) -> SmtpError | None:
+        """Decide this connection's ESMTP use from its EHLO reply (:meth:`mail_plan`); a
+        required extension that is missing is the stage ``MAIL``'s failure, returned."""
+        try:
+            self.mail_plan()
+        except NotOffered as failure:
+            self._on_stage(stages.MAIL, time.time(), 0.0, 0, None, failure)
+            return failure
+        return None
 
     def _start_tls(self) -> SmtpError | None:
         """STARTTLS if the server offers it (or fail when it is required), then EHLO
@@ -589,8 +669,27 @@ class SmtpUser(User):
             return None
         result: MailResult | None = None
         failure: SmtpError | None = None
+        plan = self._plan
+        if plan is not PLAIN_PLAN:
+            if plan.writer.chunked:
+                payload = unstuffed(payload)
+                size = len(payload)
+            else:
+                size = len(payload) - 3  # without the "." line
+            mail_params = plan.mail_params_for(size)
         try:
-            result = client.send_mail(sender, recipients, payload)
+            if plan is PLAIN_PLAN:
+                result = client.send_mail(sender, recipients, payload)
+            else:
+                result = client.send_mail(
+                    sender,
+                    recipients,
+                    payload,
+                    mail_params=mail_params,
+                    rcpt_params=plan.rcpt_params,
+                    writer=plan.writer,
+                    pipelining=plan.pipelining,
+                )
         except ReplyError as exc:
             failure = exc
             # the session says whether the server still holds part of the transaction;

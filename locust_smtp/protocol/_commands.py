@@ -82,3 +82,37 @@ RSET = b"RSET\r\n"
 NOOP = b"NOOP\r\n"
 STARTTLS = b"STARTTLS\r\n"
 QUIT = b"QUIT\r\n"
+
+
+def bdat(size: int, last: bool) -> bytes:
+    """``BDAT size`` (RFC 3030), ``LAST`` on the final chunk; the chunk's bytes follow."""
+    return b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size
+
+
+def xtext(value: str) -> str:
+    """RFC 3461 §4's xtext: ``+``, ``=``, controls and non-ASCII as ``+XX`` (UTF-8 bytes)."""
+    out = []
+    for byte in value.encode("utf-8", "surrogateescape"):
+        if 33 <= byte <= 126 and byte not in (43, 61):
+            out.append(chr(byte))
+        else:
+            out.append(f"+{byte:02X}")
+    return "".join(out)
+
+
+def xclient(attributes: Iterable[tuple[str, str]]) -> bytes:
+    """``XCLIENT NAME=value ...`` (Postfix), values in xtext."""
+    return _attribute_command(b"XCLIENT", attributes)
+
+
+def xforward(attributes: Iterable[tuple[str, str]]) -> bytes:
+    """``XFORWARD NAME=value ...`` (Postfix), values in xtext."""
+    return _attribute_command(b"XFORWARD", attributes)
+
+
+def _attribute_command(verb: bytes, attributes: Iterable[tuple[str, str]]) -> bytes:
+    words = b"".join(
+        b" " + encode(name) + b"=" + encode(xtext(check_value(name, value)))
+        for name, value in attributes
+    )
+    return verb + words + b"\r\n"

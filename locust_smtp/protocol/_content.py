@@ -172,3 +172,12 @@ def message_id_prefix(pid: int, fd: int) -> str:
 def message_id_local(pid: int, fd: int, counter: int) -> str:
     """The part of smtp-source's Message-Id before the ``@``: ``PPPP.FFFF.CCCC``."""
     return message_id_prefix(pid, fd) + hex4(counter)
+
+
+def unstuffed(payload: bytes) -> bytes:
+    """The message a DATA payload carries (:func:`data_payload` undone): without the
+    ``.`` line and with the dots added at line starts taken out; for BDAT, which sends it
+    as it is."""
+    if payload.endswith(END_OF_DATA):
+        payload = payload[: -len(END_OF_DATA)]
+    return dot_unstuff(payload)

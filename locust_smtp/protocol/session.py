@@ -36,7 +36,7 @@ table, a user's RSET) with those.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import _commands as commands
@@ -45,12 +45,17 @@ from ._content import END_OF_DATA
 from ._errors import ConnectionLost, LocalProtocolError, RemoteProtocolError
 from ._extensions import Extensions
 from ._replies import Reply, ReplyReader
-from ._writers import DATA_WRITER, DataWriter
+from ._writers import DATA_WRITER, BdatWriter, DataWriter
+
+Writer = DataWriter | BdatWriter
+_PER_RECIPIENT = -1
+"""``Command.owed`` of a pipelined LMTP BDAT LAST: one reply per accepted recipient,
+counted when its first reply comes (the RCPT replies are all in by then)."""
 
 __all__ = ["Command", "Session", "Transaction"]
 
 _BANNER, _MAIL, _RCPT, _END = stages.BANNER, stages.MAIL, stages.RCPT, stages.END_OF_DATA
-_EHLO, _LHLO, _RSET = stages.EHLO, stages.LHLO, stages.RSET
+_EHLO, _LHLO, _RSET, _BDAT = stages.EHLO, stages.LHLO, stages.RSET, stages.BDAT
 _BOOKED = frozenset({_MAIL, _RCPT, _END})  # with the writer's stage: a transaction's books
 _NO_EXTENSIONS = Extensions()
 
@@ -93,6 +98,7 @@ class Transaction:
     """One mail transaction: its envelope, what the server said and how it ended."""
 
     __slots__ = (
+        "_chunks",
         "_content_ready",
         "_empty",
         "_lookahead",
@@ -106,6 +112,7 @@ class Transaction:
         "mail_params",
         "payload",
         "pipelining",
+        "rcpt_params",
         "recipients",
         "rejected",
         "replies",
@@ -119,13 +126,17 @@ class Transaction:
         sender: str,
         recipients: Iterable[str] = (),
         payload: bytes = b"",
-        writer: DataWriter = DATA_WRITER,
+        writer: Writer = DATA_WRITER,
         pipelining: bool = False,
         mail_params: tuple[str, ...] = (),
+        rcpt_params: Callable[[str], tuple[str, ...]] | None = None,
     ) -> None:
         self.sender = sender
         self.mail_params = mail_params
         """ESMTP parameters of its MAIL command (``SIZE=...``)."""
+        self.rcpt_params = rcpt_params
+        """ESMTP parameters of each RCPT command, from its recipient (DSN's ``NOTIFY``,
+        ``ORCPT``), or None."""
         self.recipients: Iterator[str] = iter(recipients)
         """Taken one by one as each RCPT is written (so that ``-N`` numbers interleave
         across sessions as smtp-source's do), all at once when pipelining."""
@@ -158,6 +169,8 @@ class Transaction:
         self._lookahead: str | None = None
         self._content_ready = False
         self._empty = False
+        self._chunks: list[bytes] | None = None
+        """BDAT chunks not written yet (None: not cut yet)."""
         self.driven = False
         """Begun by :meth:`Session.start_mail`: the machine writes its commands."""
 
@@ -313,9 +326,10 @@ class Session:
         recipients: Iterable[str],
         payload: bytes,
         *,
-        writer: DataWriter = DATA_WRITER,
+        writer: Writer = DATA_WRITER,
         pipelining: bool = False,
         mail_params: tuple[str, ...] = (),
+        rcpt_params: Callable[[str], tuple[str, ...]] | None = None,
     ) -> Transaction:
         """Begin a transaction that the machine drives: from now on, and after each reply,
         :meth:`data_to_send` gives what to write next (b"" while replies are owed, and once
@@ -323,12 +337,16 @@ class Session:
         :attr:`Command.done`).
 
         One command per round trip by default; ``pipelining=True`` writes MAIL, every RCPT
-        and DATA as one group (RFC 2920), then the content after the 354."""
+        and DATA as one group (RFC 2920), then the content after the 354. With a
+        :class:`BdatWriter` the content goes in BDAT chunks (RFC 3030), each answered
+        before the next unless pipelining, where the group carries every chunk."""
         if self.pending:
             raise LocalProtocolError("a transaction cannot start while replies are owed")
         if self.closed:
             raise LocalProtocolError("MAIL after the server hung up")
-        transaction = Transaction(sender, recipients, payload, writer, pipelining, mail_params)
+        transaction = Transaction(
+            sender, recipients, payload, writer, pipelining, mail_params, rcpt_params
+        )
         transaction.driven = True
         self.transaction = transaction
         return transaction
@@ -357,22 +375,57 @@ class Session:
             if not transaction.pipelining:
                 return data
             out = [data]
+            params = transaction.rcpt_params
             for each in transaction.recipients:
-                out.append(self.rcpt(each))
-            out.append(self.data(transaction.writer))
+                out.append(self.rcpt(each, params(each) if params is not None else ()))
+            if transaction.writer.chunked:
+                out.append(self._chunks(transaction, True))
+            else:
+                out.append(self.data(transaction.writer))  # type: ignore[arg-type]
             return b"".join(out)
         recipient = transaction._lookahead
         if recipient is not None:
             transaction._lookahead = None
-        else:
+        elif transaction._chunks is None:
             recipient = next(transaction.recipients, None)
         if recipient is not None:
-            data = commands.rcpt_to(recipient)
+            params = transaction.rcpt_params
+            data = commands.rcpt_to(recipient, params(recipient) if params is not None else ())
             pending.append(Command(_RCPT, len(data), 0, recipient))
             return data
         writer = transaction.writer
+        if writer.chunked:
+            return self._chunks(transaction, False)
         pending.append(Command(writer.stage, len(writer.command), writer.expect))
         return writer.command
+
+    def _chunks(self, transaction: Transaction, every: bool) -> bytes:
+        """The next BDAT chunk (``every``: all the chunks left), queued; the last one is
+        the content's end, answered as end of data."""
+        chunks = transaction._chunks
+        if chunks is None:
+            chunks = transaction._chunks = transaction.writer.chunks(  # type: ignore[union-attr]
+                transaction.payload
+            )
+            chunks.reverse()  # taken from the end
+        out = []
+        while chunks:
+            data = chunks.pop()
+            if chunks:
+                self.pending.append(Command(_BDAT, len(data), 250))
+            else:
+                command = Command(_END, len(data))
+                transaction.content_sent = True
+                if self.lmtp:
+                    if transaction.pipelining:
+                        command.owed = _PER_RECIPIENT
+                    elif len(transaction.accepted) > 1:
+                        command.owed = len(transaction.accepted)
+                self.pending.append(command)
+            out.append(data)
+            if not every:
+                break
+        return b"".join(out)
 
     def abort(self) -> None:
         """The connection broke (a timeout, an error writing): nothing more will be read.
@@ -435,6 +488,8 @@ class Session:
         code = reply.code
         expect = command.expect
         ok = command.ok = (code == expect) if expect else (200 <= code < 300)
+        if command.owed < 0:  # pipelined LMTP BDAT LAST: the RCPT replies are all in
+            command.owed = max(len(self.transaction.accepted), 1)  # type: ignore[union-attr]
         command.owed -= 1
         if command.owed <= 0:
             pending.popleft()
@@ -502,6 +557,13 @@ class Session:
                 else:  # delivered: _end written out, as this is every message's last reply
                     transaction.ended = True
                     command.done = transaction
+        elif stage is _BDAT:
+            if not ok or closing:
+                if transaction.failed is None:
+                    transaction.failed = command
+                # pipelined: the later chunks' replies are still owed
+                if closing or not pending:
+                    self._end(transaction, command)
         elif stage is _MAIL:
             if not ok or closing:
                 transaction.failed = command

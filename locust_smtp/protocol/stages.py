@@ -16,9 +16,13 @@ EHLO = "EHLO"
 LHLO = "LHLO"
 STARTTLS = "STARTTLS"
 AUTH = "AUTH"
+XCLIENT = "XCLIENT"
+XFORWARD = "XFORWARD"
 MAIL = "MAIL"
 RCPT = "RCPT"
 DATA = "DATA"
+BDAT = "BDAT"
+"""A BDAT chunk before the last (RFC 3030); the last chunk's reply is ``end of data``."""
 END_OF_DATA = "end of data"
 RSET = "RSET"
 NOOP = "NOOP"
@@ -60,9 +64,12 @@ TABLE = (
     Stage(STARTTLS, "sending STARTTLS", "STARTTLS rejected"),
     Stage(TLS, "in the TLS handshake", "TLS handshake failed"),
     Stage(AUTH, "authenticating", "authentication failed"),
+    Stage(XCLIENT, "sending XCLIENT", "XCLIENT rejected"),
+    Stage(XFORWARD, "sending XFORWARD", "XFORWARD rejected"),
     Stage(MAIL, "sending sender", "sender rejected"),
     Stage(RCPT, "sending recipient", "recipient rejected"),
     Stage(DATA, "sending DATA command", "data rejected"),
+    Stage(BDAT, "sending message", "chunk rejected"),
     Stage(END_OF_DATA, "sending message", "end of data rejected"),
     Stage(RSET, "sending message", "rset rejected"),
     Stage(NOOP, "sending message", "noop rejected"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..protocol.address import AddressError
 from .server import Sink, listen
-from .state import COMMANDS, PROGRAM, SinkConfig, read_credentials
+from .state import COMMANDS, EXTENSIONS, PROGRAM, SinkConfig, read_credentials
 
 
 def _commands(value: str) -> frozenset[str]:
@@ -30,6 +30,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="[inet:]host:port or unix:path (default 127.0.0.1:2525)",
     )
     parser.add_argument("-L", "--lmtp", action="store_true", help="speak LMTP")
+    parser.add_argument(
+        "--hide",
+        metavar="EXT,...",
+        help="do not offer these extensions after EHLO, and refuse their commands and "
+        f"parameters (of {', '.join(EXTENSIONS)})",
+    )
     for short, long, action in (
         ("-r", "--soft-reject", "answer these commands with 450"),
         ("-f", "--hard-reject", "answer these commands with 550"),
@@ -96,6 +102,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    hidden = frozenset(
+        word.strip().upper() for word in (args.hide or "").split(",") if word.strip()
+    )
+    unknown = sorted(hidden - set(EXTENSIONS))
+    if unknown:
+        print(
+            f"{PROGRAM}: fatal: --hide: unknown extension {', '.join(unknown)} "
+            f"(one of {', '.join(EXTENSIONS)})",
+            file=sys.stderr,
+        )
+        return 1
     config = SinkConfig(
         hostname=args.hostname,
         lmtp=args.lmtp,
@@ -108,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_every=max(1, args.fault_every),
         starttls=args.starttls,
         smtps=args.smtps,
+        hidden=hidden,
     )
     if args.auth_file:
         try:

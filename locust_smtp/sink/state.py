@@ -13,6 +13,27 @@ from pathlib import Path
 
 PROGRAM = "locust-smtp-sink"
 SIZE_LIMIT = 10240000
+#: ESMTP extensions offered after EHLO/LHLO (--hide takes any of them out)
+EXTENSIONS = (
+    "PIPELINING",
+    "SIZE",
+    "8BITMIME",
+    "BINARYMIME",
+    "CHUNKING",
+    "SMTPUTF8",
+    "DSN",
+    "ENHANCEDSTATUSCODES",
+)
+#: MAIL and RCPT parameters, and the extension each needs
+PARAMETERS = {
+    b"SIZE": "SIZE",
+    b"SMTPUTF8": "SMTPUTF8",
+    b"RET": "DSN",
+    b"ENVID": "DSN",
+    b"NOTIFY": "DSN",
+    b"ORCPT": "DSN",
+}
+BODY_NEEDS = {b"7BIT": None, b"8BITMIME": "8BITMIME", b"BINARYMIME": "BINARYMIME"}
 COMMANDS = {
     "connect",
     "helo",
@@ -23,6 +44,7 @@ COMMANDS = {
     "mail",
     "rcpt",
     "data",
+    "bdat",
     ".",
     "rset",
     "noop",
@@ -92,6 +114,11 @@ class SinkConfig:
     """TLS from the first byte (implicit TLS)."""
     credentials: dict[str, str] | None = None
     """user -> password: offer AUTH PLAIN, LOGIN and CRAM-MD5 and check against these."""
+    hidden: frozenset[str] = frozenset()
+    """Extensions not offered (and their commands and parameters refused)."""
+
+    def offers(self, extension: str) -> bool:
+        return extension not in self.hidden
 
     @property
     def faulty(self) -> frozenset[str]:
@@ -143,6 +170,11 @@ class Session:
     auth_user: str = ""
     auth_challenge: bytes = b""
     authenticated: bool = False
+    binarymime: bool = False  # MAIL said BODY=BINARYMIME: DATA is refused (RFC 3030)
+    bdat_left: int = 0  # bytes of a BDAT chunk still to come
+    bdat_last: bool = False
+    bdat_error: bytes = b""  # the reply for a chunk that is read but refused
+    bdat_bytes: int = 0
     buffer: bytes = b""
     replies: list[bytes] = field(default_factory=list)
 
@@ -178,6 +210,14 @@ class Session:
         buffer = self.buffer + data if self.buffer else data
         out = self.replies
         while buffer and not self.closing and not self.starting_tls:
+            if self.bdat_left:
+                taken = min(self.bdat_left, len(buffer))
+                self.bdat_left -= taken
+                self.bdat_bytes += taken
+                buffer = buffer[taken:]
+                if not self.bdat_left:
+                    out.append(self._chunk_end())
+                continue
             if self.in_data:
                 if self.data_bytes == 0 and buffer.startswith(b".\r\n"):
                     end = -2  # an empty message: the "." line comes first
@@ -207,6 +247,75 @@ class Session:
         out.clear()
         return reply
 
+    def _parameters(self, line: bytes, verb: bytes) -> bytes:
+        """A refusal for an ESMTP parameter of MAIL or RCPT this sink does not offer, or
+        b""; MAIL's BODY=BINARYMIME is noted (its content must come by BDAT)."""
+        close = line.rfind(b">")
+        words = line[close + 1 :].split() if close >= 0 else []
+        if verb == b"MAIL":
+            self.binarymime = False
+        for word in words:
+            keyword, _, value = word.partition(b"=")
+            keyword = keyword.upper()
+            if verb == b"MAIL" and keyword == b"BODY":
+                needs = BODY_NEEDS.get(value.upper(), "?")
+                if needs is not None and not self.config.offers(needs):
+                    return b"555 5.5.4 Unsupported option: " + word + b"\r\n"
+                self.binarymime = value.upper() == b"BINARYMIME"
+                continue
+            extension = PARAMETERS.get(keyword)
+            mail_only = keyword in (b"SIZE", b"SMTPUTF8", b"RET", b"ENVID")
+            if extension is None or mail_only != (verb == b"MAIL"):
+                return b"555 5.5.4 Unsupported option: " + word + b"\r\n"
+            if not self.config.offers(extension):
+                return b"555 5.5.4 Unsupported option: " + word + b"\r\n"
+            if keyword == b"SIZE" and value.isdigit() and int(value) > SIZE_LIMIT:
+                return b"552 5.3.4 Message size exceeds fixed limit\r\n"
+        return b""
+
+    def _bdat(self, line: bytes) -> bytes:
+        """``BDAT n [LAST]`` (RFC 3030): the n bytes that follow are read whatever happens
+        (the reply comes after them); refused if CHUNKING is hidden or no RCPT came."""
+        words = line.split()
+        if len(words) < 2 or not words[1].isdigit() or len(words) > 3:
+            return b"501 5.5.4 Syntax: BDAT count [LAST]\r\n"
+        last = len(words) == 3
+        if last and words[2].upper() != b"LAST":
+            return b"501 5.5.4 Syntax: BDAT count [LAST]\r\n"
+        size = int(words[1])
+        if not self.config.offers("CHUNKING"):
+            error = b"502 5.5.1 Error: command not implemented\r\n"
+        elif not self.recipients:
+            error = b"503 5.5.1 Error: need RCPT command\r\n"
+        else:
+            error = self.bdat_error  # an earlier chunk was refused: so is the rest
+        self.bdat_error = error
+        self.bdat_last = last
+        self.bdat_left = size
+        if size == 0:
+            return self._chunk_end()
+        return b""
+
+    def _chunk_end(self) -> bytes:
+        """The reply to a BDAT chunk whose bytes are all in."""
+        error, last = self.bdat_error, self.bdat_last
+        if last:
+            self.bdat_bytes = 0
+            self.bdat_error = b""
+            if error:
+                self.has_mail = False
+                self.recipients = 0
+                self.binarymime = False
+                return error
+            return self._end_of_data()
+        if error:
+            return error
+        fault = self._fault("bdat")
+        if fault is not None:
+            self.bdat_error = fault if fault and not self.closing else b""
+            return fault
+        return b"250 2.0.0 Ok: %d octets received\r\n" % self.bdat_bytes
+
     def _line_limit(self, buffer: bytes) -> int:
         """Longest command line taken: 4096 octets, 12288 for AUTH and its responses
         (RFC 4954 §4: OAuth tokens make long lines)."""
@@ -230,6 +339,7 @@ class Session:
             b"QUIT": "quit",
             b"STAR": "starttls",
             b"AUTH": "auth",
+            b"BDAT": "bdat",
         }.get(verb)
         if name == "starttls" and line.upper() != b"STARTTLS":
             name = None
@@ -247,19 +357,29 @@ class Session:
             return b"220 2.0.0 Ready to start TLS\r\n"
         if name == "auth":
             return self._auth_start(line)
+        if name == "bdat":
+            return self._bdat(line)
         if name == "mail":
+            refused = self._parameters(line, b"MAIL")
+            if refused:
+                return refused
             self.has_mail = True
             self.recipients = 0
             return b"250 2.1.0 Ok\r\n"
         if name == "rcpt":
             if not self.has_mail:
                 return b"503 5.5.1 Error: need MAIL command\r\n"
+            refused = self._parameters(line, b"RCPT")
+            if refused:
+                return refused
             self.recipients += 1
             self.counters.recipients += 1
             return b"250 2.1.5 Ok\r\n"
         if name == "data":
             if not self.recipients:
                 return b"503 5.5.1 Error: need RCPT command\r\n"
+            if self.binarymime:
+                return b"503 5.5.1 Error: BODY=BINARYMIME needs BDAT\r\n"
             self.in_data = True
             return b"354 End data with <CR><LF>.<CR><LF>\r\n"
         if name in ("helo", "ehlo", "lhlo"):
@@ -270,17 +390,24 @@ class Session:
                 return b"250 " + host + b"\r\n"
             starttls = b"250-STARTTLS\r\n" if self.config.starttls and not self.tls_active else b""
             auth = b"250-AUTH " + AUTH_MECHANISMS + b"\r\n" if self.config.credentials else b""
-            return (
-                b"250-"
-                + host
-                + b"\r\n250-PIPELINING\r\n250-SIZE %d\r\n" % SIZE_LIMIT
-                + starttls
-                + auth
-                + b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
-            )
+            lines = [b"250-" + host]
+            for extension in EXTENSIONS:
+                if self.config.offers(extension):
+                    if extension == "SIZE":
+                        lines.append(b"250-SIZE %d" % SIZE_LIMIT)
+                    else:
+                        lines.append(b"250-" + extension.encode())
+            if starttls:
+                lines.append(b"250-STARTTLS")
+            if auth:
+                lines.append(b"250-AUTH " + AUTH_MECHANISMS)
+            lines[-1] = b"250 " + lines[-1][4:]
+            return b"\r\n".join(lines) + b"\r\n"
         if name == "rset":
             self.has_mail = False
             self.recipients = 0
+            self.binarymime = False
+            self.bdat_error = b""
             return b"250 2.0.0 Ok\r\n"
         if name == "noop":
             return b"250 2.0.0 Ok\r\n"
@@ -384,6 +511,7 @@ class Session:
         recipients = self.recipients
         self.has_mail = False
         self.recipients = 0
+        self.binarymime = False
         fault = self._fault(".")
         if fault is not None:
             return fault * (recipients if self.config.lmtp and fault else 1)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..protocol._auth import MECHANISMS
 from ..protocol.address import address_literal_problem, hostname_problem
+from ..protocol.mail_options import MailOptions
 
 PROGRAM = "locust-smtp"
 SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"
@@ -48,8 +49,36 @@ LONG_OPTIONS = [
     "auth-token-file=",
     "auth-credentials=",
     "auth-plaintext",
+    "pipelining",
+    "force-pipelining",
+    "bdat",
+    "force-bdat",
+    "bdat-chunk-size=",
+    "size",
+    "body=",
+    "smtputf8",
+    "dsn-notify=",
+    "dsn-ret=",
+    "dsn-envid=",
+    "dsn-orcpt",
     "help",
 ]
+#: long options of the ESMTP extensions -> (SourceConfig field, value); each implies EHLO
+ESMTP_FLAG_OPTIONS = {
+    "--pipelining": ("pipelining", "auto"),
+    "--force-pipelining": ("pipelining", "force"),
+    "--bdat": ("chunking", "on"),
+    "--force-bdat": ("chunking", "force"),
+    "--size": ("mail_size", "auto"),
+    "--smtputf8": ("smtputf8", "on"),
+    "--dsn-orcpt": ("dsn_orcpt", True),
+}
+ESMTP_VALUE_OPTIONS = {
+    "--body": "body_type",
+    "--dsn-notify": "dsn_notify",
+    "--dsn-ret": "dsn_ret",
+    "--dsn-envid": "dsn_envid",
+}
 #: long option -> SourceConfig field, for the ones that take a value as it is
 TLS_VALUE_OPTIONS = {
     "--tls-ca": "tls_ca_file",
@@ -108,6 +137,17 @@ Ours:
                       --auth-token-file FILE for XOAUTH2/OAUTHBEARER), or
   --auth-credentials FILE   CSV username,password rows, one per session in turn
   --auth-plaintext    allow AUTH without TLS (credentials in the clear)
+ESMTP (each implies --ehlo):
+  --pipelining        MAIL, RCPTs and DATA in one write when PIPELINING is offered
+  --force-pipelining  the same even when it is not offered
+  --bdat              the content in BDAT chunks (CHUNKING; fatal when not offered)
+  --force-bdat        BDAT even when not offered
+  --bdat-chunk-size BYTES  chunks of this size (default: one BDAT n LAST)
+  --size              SIZE= the message size on MAIL, when SIZE is offered
+  --body TYPE         BODY=7BIT, 8BITMIME or BINARYMIME (needs --bdat) on MAIL
+  --smtputf8          SMTPUTF8 on MAIL (UTF-8 addresses and headers)
+  --dsn-notify LIST   NOTIFY= on each RCPT: NEVER, or SUCCESS,FAILURE,DELAY
+  --dsn-ret FULL|HDRS, --dsn-envid ID, --dsn-orcpt   DSN's RET=, ENVID=, ORCPT=
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
@@ -132,6 +172,23 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-auth-credentials-file": "--auth-credentials",
     "--smtp-auth-token-file": "--auth-token-file",
     "--smtp-auth-plaintext": "--auth-plaintext",
+    "--smtp-tls-cert": "--tls-cert",
+    "--smtp-tls-key": "--tls-key",
+    "--smtp-tls-server-name": "--tls-server-name",
+    "--smtp-tls-min-version": "--tls-min-version",
+    "--smtp-tls-max-version": "--tls-max-version",
+    "--smtp-tls-ciphers": "--tls-ciphers",
+    "--smtp-tls-no-resume": "--no-tls-resume",
+    "--smtp-pipelining": "--pipelining or --force-pipelining",
+    "--smtp-chunking": "--bdat or --force-bdat",
+    "--smtp-bdat-chunk-size": "--bdat-chunk-size",
+    "--smtp-mail-size": "--size",
+    "--smtp-body-type": "--body",
+    "--smtp-smtputf8": "--smtputf8",
+    "--smtp-dsn-notify": "--dsn-notify",
+    "--smtp-dsn-ret": "--dsn-ret",
+    "--smtp-dsn-envid": "--dsn-envid",
+    "--smtp-dsn-orcpt": "--dsn-orcpt",
 }
 _ATOI = re.compile(r"\s*([+-]?\d+)")
 
@@ -215,6 +272,16 @@ class SourceConfig:
     auth_token_file: str | None = None
     auth_credentials_file: str | None = None
     auth_allow_plaintext: bool = False
+    pipelining: str = "off"
+    chunking: str = "off"
+    bdat_chunk_size: int = 0
+    mail_size: str = "off"
+    body_type: str | None = None
+    smtputf8: str = "off"
+    dsn_notify: str | None = None
+    dsn_ret: str | None = None
+    dsn_envid: str | None = None
+    dsn_orcpt: bool = False
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -359,6 +426,15 @@ def parse_args(argv: list[str]) -> SourceConfig:
             config.auth_allow_plaintext = True
         elif opt in TLS_VALUE_OPTIONS:
             setattr(config, TLS_VALUE_OPTIONS[opt], value)
+        elif opt in ESMTP_FLAG_OPTIONS:
+            field_name, setting = ESMTP_FLAG_OPTIONS[opt]
+            setattr(config, field_name, setting)
+            config.ehlo = True
+        elif opt in ESMTP_VALUE_OPTIONS:
+            setattr(config, ESMTP_VALUE_OPTIONS[opt], _no_line_breaks(value, opt[2:]))
+            config.ehlo = True
+        elif opt == "--bdat-chunk-size":
+            config.bdat_chunk_size = _positive(value, "BDAT chunk size")
         elif opt == "--help":
             config.show_help = True
             return config
@@ -377,5 +453,39 @@ def parse_args(argv: list[str]) -> SourceConfig:
         raise UsageError("fatal: --smtps and --starttls: TLS from the first byte, or STARTTLS")
     if config.auth_mechanism and not (config.auth_username or config.auth_credentials_file):
         raise UsageError("fatal: --auth needs --auth-user (or --auth-credentials)")
+    try:
+        mail_options(config).check()
+    except ValueError as exc:
+        raise UsageError(f"fatal: bad {exc}") from None
     config.operand = operands[0]
     return config
+
+
+#: SourceConfig fields that are SmtpUser's ESMTP settings too (same names)
+MAIL_SETTINGS = (
+    "pipelining",
+    "chunking",
+    "bdat_chunk_size",
+    "mail_size",
+    "body_type",
+    "smtputf8",
+    "dsn_notify",
+    "dsn_ret",
+    "dsn_envid",
+    "dsn_orcpt",
+)
+
+
+def mail_options(config: SourceConfig) -> MailOptions:
+    return MailOptions(
+        pipelining=config.pipelining,
+        chunking=config.chunking,
+        chunk_size=config.bdat_chunk_size,
+        size=config.mail_size,
+        body=config.body_type,
+        smtputf8=config.smtputf8,
+        dsn_notify=config.dsn_notify,
+        dsn_ret=config.dsn_ret,
+        dsn_envid=config.dsn_envid,
+        dsn_orcpt=config.dsn_orcpt,
+    )

@@ -33,10 +33,11 @@ from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._auth import not_offered_text
 from ..protocol._auth import offered as auth_offered
-from ..protocol._content import MessageTemplate
+from ..protocol._content import MessageTemplate, unstuffed
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
 from ..protocol._errors import (
     ConnectError,
+    NotOffered,
     ReplyError,
     SmtpError,
     SmtpTimeout,
@@ -45,8 +46,9 @@ from ..protocol._errors import (
 )
 from ..protocol.address import ServerAddress
 from ..protocol.codes import CLOSING_CODES
+from ..protocol.mail_options import PLAIN_PLAN
 from ..protocol.session import Command, Transaction
-from .options import PROGRAM, SourceConfig, printable
+from .options import MAIL_SETTINGS, PROGRAM, SourceConfig, printable
 
 IMPLICIT_TLS_PORTS = (465,)
 """Ports where a server waits for the client's TLS hello instead of greeting (SMTPS)."""
@@ -176,7 +178,7 @@ class SourceUser(SmtpUser):
         self.recipients_per_message = config.recipients_per_message
         self.request_events = config.request_events
         self.starttls = config.starttls
-        for name in _TLS_SETTINGS:
+        for name in _TLS_SETTINGS + MAIL_SETTINGS:
             setattr(self, name, getattr(config, name))
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
@@ -296,8 +298,8 @@ class SourceUser(SmtpUser):
         sockaddr = self.source.sockaddr
         port = sockaddr[1][1] if sockaddr and isinstance(sockaddr[1], tuple) else None
         timed_out = isinstance(exc, SmtpTimeout) and exc.stage == stages.BANNER
-        if not timed_out or config.smtps:
-            return ""
+        if not timed_out or config.smtps or self.client.session.reader.in_reply:
+            return ""  # (bytes came: not a server waiting for a TLS client's hello)
         if port in IMPLICIT_TLS_PORTS:
             return f" (port {port} usually speaks TLS from the first byte: use --smtps)"
         return (
@@ -341,6 +343,10 @@ class SourceUser(SmtpUser):
                     refused = self._source_auth()
                     if refused is not None:
                         return refused
+            try:
+                self.mail_plan()
+            except NotOffered as exc:
+                raise SourceFatal(str(exc)) from None
         return self._transaction(number)
 
     def _source_hello(self) -> str:
@@ -430,13 +436,31 @@ class SourceUser(SmtpUser):
                 numbered_recipient(self.envelope_recipient, left, numbers)
                 for left in range(config.recipients_per_message, 0, -1)
             )
-        transaction = client.transaction(
-            self.envelope_sender,
-            recipients,
-            payload,
-            on_reply=self._check_reply,
-            on_written=self.source.count_delivery,
-        )
+        plan = self._plan
+        if plan is PLAIN_PLAN:
+            transaction = client.transaction(
+                self.envelope_sender,
+                recipients,
+                payload,
+                on_reply=self._check_reply,
+                on_written=self.source.count_delivery,
+            )
+        else:
+            if plan.writer.chunked:
+                payload = unstuffed(payload)
+            transaction = client.transaction(
+                self.envelope_sender,
+                recipients,
+                payload,
+                mail_params=plan.mail_params_for(
+                    len(payload) if plan.writer.chunked else len(payload) - 3
+                ),
+                rcpt_params=plan.rcpt_params,
+                writer=plan.writer,
+                pipelining=plan.pipelining,
+                on_reply=self._check_reply,
+                on_written=self.source.count_delivery,
+            )
         if config.lmtp:
             self._judge_lmtp(transaction)
         failed = transaction.failed
