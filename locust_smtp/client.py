@@ -122,6 +122,7 @@ class SmtpClient:
         self.on_stage: StageCallback = on_stage or _ignore
         self.trace = trace
         self.session = Session(lmtp)
+        self._auth_username = ""
         """The dialogue of the current (or last) connection: a new one per connection."""
         self._sockaddr = sockaddr
         """``(family, address)`` already resolved, if given: every connection uses it."""
@@ -255,6 +256,7 @@ class SmtpClient:
         failure and returned (535 wrong credentials, 534 mechanism too weak, 454 try
         later, ...). A ``-v`` trace shows the mechanism, never the credentials."""
         sasl = sasl_mechanism(mechanism, username, secret)
+        self._auth_username = username
         start, t0 = time.time(), time.perf_counter()
         report, self.on_stage = self.on_stage, _ignore  # one report, below
         sent = 0
@@ -347,6 +349,7 @@ class SmtpClient:
             if data[:5].upper() == b"AUTH ":
                 shown = " ".join(w.decode("ascii", "replace").strip() for w in words[:2])
                 shown += " ****" if len(words) > 2 else ""
+                shown += f" (as {self._auth_username})"  # which account: not a secret
             self.trace(shown)  # type: ignore[misc]
             return
         for line in data.split(b"\r\n")[:-1]:
@@ -381,7 +384,7 @@ class SmtpClient:
         """The exception describing a non-positive ``reply`` at ``stage``."""
         text = f"{stages.REJECTED.get(stage, stage)}: {reply}"
         if reply.code == 530 and "STARTTLS" in reply.text.upper():
-            text += " (the server wants TLS first: use STARTTLS)"
+            text += ' (the server wants TLS first: use STARTTLS: starttls = "required", --starttls)'
         return reply_error(stage, reply, text)
 
     def _drive(

@@ -84,7 +84,12 @@ class TlsTransport:
                 return tls.read(RECV_SIZE)  # b"" on the peer's close_notify
             except ssl.SSLWantReadError:
                 pass
-            except (ssl.SSLError, OSError):
+            except ssl.SSLError as exc:
+                # TLS 1.3: a server refusing our certificate says so after the handshake
+                if "CERTIFICATE" in str(getattr(exc, "reason", "")):
+                    raise classify(exc) from None
+                return b""
+            except OSError:
                 return b""
             received = self.raw.read(fresh)
             fresh = False
@@ -225,19 +230,33 @@ def _shared_context(
 
 
 def classify(exc: ssl.SSLError) -> TlsError:
-    """A :class:`TlsError` of the right kind, worded for a mail operator."""
-    reason = getattr(exc, "reason", None) or type(exc).__name__
+    """A :class:`TlsError` of the right kind, worded for a mail operator, naming the
+    setting to change (as the ``SmtpUser`` attribute and the ``locust-smtp`` option)."""
+    reason = str(getattr(exc, "reason", None) or type(exc).__name__)
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message or reason
         return TlsError(
             _STAGE,
-            f"TLS handshake failed: certificate not trusted: {detail} (give the server's CA "
-            "or turn verification off for a test server)",
+            f"TLS handshake failed: certificate not trusted: {detail} (give the server's CA: "
+            "tls_ca_file, --tls-ca; or for a test server turn verification off: "
+            "tls_verify = False, --tls-no-verify)",
             "certificate",
         )
-    if reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE") or (
-        (isinstance(reason, str) and "VERSION" in reason) or "HTTP_REQUEST" in str(reason)
-    ):
+    if "CERTIFICATE" in reason:  # the server's alert about our certificate, or its lack
+        return TlsError(
+            _STAGE,
+            f"TLS handshake failed: {reason}: the server refused the client certificate, or "
+            "wants one (tls_cert_file and tls_key_file, --tls-cert and --tls-key)",
+            "certificate",
+        )
+    if any(word in reason for word in _VERSION_MISMATCH):
+        return TlsError(
+            _STAGE,
+            f"TLS handshake failed: {reason}: no TLS version in common with the server "
+            "(tls_min_version/tls_max_version, --tls-min-version/--tls-max-version)",
+            "protocol",
+        )
+    if reason in _NOT_TLS or "VERSION" in reason or "HTTP_REQUEST" in reason:
         return TlsError(
             _STAGE,
             f"TLS handshake failed: {reason}: the server does not speak TLS on this port "
@@ -245,3 +264,20 @@ def classify(exc: ssl.SSLError) -> TlsError:
             "protocol",
         )
     return TlsError(_STAGE, f"TLS handshake failed: {reason}", "handshake")
+
+
+#: OpenSSL reasons meaning the two sides share no protocol version
+_VERSION_MISMATCH = (
+    "PROTOCOL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE",
+    "VERSION_TOO_LOW",
+    "VERSION_TOO_HIGH",
+)
+#: OpenSSL reasons meaning the peer's bytes are not TLS at all
+_NOT_TLS = (
+    "WRONG_VERSION_NUMBER",
+    "UNKNOWN_PROTOCOL",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+)

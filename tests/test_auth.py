@@ -4,6 +4,7 @@ CRAM-MD5 checked against a credentials file) and aiosmtpd-free fakes for the OAu
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,9 +117,17 @@ def test_each_mechanism_against_the_sink_and_a_wrong_password(name: str, sink: A
     client.quit()
     auth = [s for s in seen if s[0] == stages.AUTH]
     assert auth == [(stages.AUTH, None), (stages.AUTH, "PermanentReplyError('AUTH', 535, '5.7.8')")]
-    # the trace shows the mechanism, never the credentials
-    assert not [line for line in trace if "wonderland" in line or "d29uZGVy" in line]
-    assert any(line.startswith(f"AUTH {name}") for line in trace)
+    # the trace shows the mechanism, never the credentials: not the password, not one of
+    # the base64 strings that carried it (CRAM-MD5 sends only a digest)
+    sent = [base64.b64encode(b"wonderland").decode()]
+    initial = mechanism(name, "alice", "wonderland").command().split()
+    if len(initial) > 2:
+        sent.append(initial[2].decode())
+    assert not [line for line in trace if any(s in line for s in ["wonderland", *sent])]
+    outgoing = {line for line in trace if not line.startswith("<<<")}
+    shown = {f"AUTH {name} (as alice)", f"AUTH {name} **** (as alice)"}
+    assert {line for line in outgoing if "AUTH" in line} <= shown
+    assert {line for line in outgoing if "AUTH" in line}
 
 
 def test_the_sink_counts_successes_and_failures(accounts: Path) -> None:
@@ -268,25 +277,20 @@ def test_bad_auth_options_are_usage_errors(tmp_path: Path) -> None:
 def test_sessions_on_different_workers_use_different_accounts(
     accounts: Path, tmp_path: Path
 ) -> None:
-    """One worker per core (--processes -1), 4 sessions, 4 accounts: every account used,
-    each by one session (the master hands out the rows, whatever the workers' number)."""
+    """Two workers, 4 sessions, 4 accounts: every account used, each by one session (the
+    master hands out the rows)."""
     table = tmp_path / "accounts.csv"
     table.write_text("".join(f"user{n},pw{n}\n" for n in range(4)))
     sink_accounts = tmp_path / "sink-accounts"
     sink_accounts.write_text("".join(f"user{n}:pw{n}\n" for n in range(4)))
-    record = tmp_path / "record"
     # replies wait 5 ms: every session is running before the messages run out
-    with our_sink("--starttls", "--auth-file", str(sink_accounts), "--delay", "0.005",
-                  record=record) as sink:  # fmt: skip
+    with our_sink("--starttls", "--auth-file", str(sink_accounts), "--delay", "0.005") as sink:
         proc = _command("--starttls", "--tls-no-verify", "--auth", "plain", "--auth-credentials",
-                        str(table), "-s", "4", "-d", "-m", "200", sink.address,
-                        "--", "--processes", "-1")  # fmt: skip
+                        str(table), "-s", "4", "-d", "-v", "-m", "200", sink.address,
+                        "--", "--processes", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    users = []
-    for connection in sorted(record.iterdir()):
-        for line in connection.read_bytes().split(b"\r\n"):
-            if line.startswith(b"AUTH PLAIN "):
-                users.append(base64.b64decode(line.split()[2]).split(b"\0")[1].decode())
+    # -v shows each session's AUTH with its account (never the password)
+    users = re.findall(r": AUTH PLAIN \*\*\*\* \(as (\w+)\)$", proc.stderr, re.MULTILINE)
     assert sorted(users) == ["user0", "user1", "user2", "user3"]  # a session, an account
     assert sink.counts["messages"] == 200
 
@@ -305,3 +309,64 @@ def test_the_sink_checks_a_password_that_is_not_ascii(tmp_path: Path) -> None:
         assert client.auth("PLAIN", "alice", "wonderland").code == 535
         client.quit()
     assert (sink.counts["auth"], sink.counts["auth_failed"]) == (1, 1)
+
+
+def test_rows_are_handed_out_lowest_free_first_and_given_back() -> None:
+    from locust.env import Environment
+
+    from locust_smtp.plugin.accounts import AccountNumbers
+
+    environment = Environment()  # no runner: counted here
+    numbers = AccountNumbers()
+    taken = [numbers.take(environment) for _ in range(4)]
+    numbers.give_back(environment, 2)
+    numbers.give_back(environment, 0)
+    assert taken == [0, 1, 2, 3]
+    assert [numbers.take(environment) for _ in range(3)] == [0, 2, 4]
+
+
+def test_users_started_again_take_the_accounts_that_are_free(tmp_path: Path) -> None:
+    """4 users, then 2, then 4 again, 4 accounts: the running users never share one."""
+    import gevent
+    from locust import constant
+    from locust.env import Environment
+
+    from locust_smtp import SmtpUser
+
+    table = tmp_path / "accounts.csv"
+    table.write_text("".join(f"user{n},pw{n}\n" for n in range(4)))
+    sink_accounts = tmp_path / "sink-accounts"
+    sink_accounts.write_text("".join(f"user{n}:pw{n}\n" for n in range(4)))
+    with our_sink("--auth-file", str(sink_accounts), "--delay", "0.005") as sink:
+
+        class Submitter(SmtpUser):
+            host = sink.address
+            auth_mechanism = "PLAIN"
+            auth_allow_plaintext = True
+            auth_credentials_file = str(table)
+            reuse_connection = True
+            wait_time = constant(0.01)
+
+        environment = Environment(user_classes=[Submitter])
+        runner = environment.create_local_runner()
+
+        def accounts_held(count: int) -> list[str]:
+            """The accounts of the running users, once all ``count`` have logged in."""
+            with gevent.Timeout(30):
+                while True:
+                    users = [g.args[0] for g in runner.user_greenlets]
+                    held = [u._credentials[0] for u in users if u._account_number is not None]
+                    if len(users) == count and len(held) == count:
+                        return sorted(held)
+                    gevent.sleep(0.01)
+
+        runner.start(4, spawn_rate=100)
+        first = accounts_held(4)
+        runner.start(2, spawn_rate=100)
+        fewer = accounts_held(2)
+        runner.start(4, spawn_rate=100)
+        again = accounts_held(4)
+        runner.quit()
+    assert first == again == ["user0", "user1", "user2", "user3"]
+    assert len(set(fewer)) == 2
+    assert sink.counts["auth_failed"] == 0

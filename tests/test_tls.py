@@ -409,3 +409,116 @@ def test_locust_options_set_every_tls_setting(tmp_path: Path) -> None:
         0,
         10,
     )
+
+
+def _smtps_server(context: ssl.SSLContext) -> Any:
+    """An SMTPS server with ``context``: handshake, then a greeting (a scripted_server)."""
+    from servers import scripted_server
+
+    def serve(sock: Any) -> None:
+        with context.wrap_socket(sock, server_side=True) as tls:
+            tls.sendall(b"220 tls.test ESMTP\r\n")
+            tls.recv(100)
+
+    return scripted_server(serve)
+
+
+def test_a_refused_client_certificate_is_a_certificate_failure(
+    ca: Any, cert_files: tuple[str, str]
+) -> None:
+    """TLS 1.3: the server refuses a client without a certificate after the client thinks
+    the handshake is done; the first read says so, classified, not a lost connection."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(*cert_files)
+    server.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(server)
+    seen = Stages()
+    with _smtps_server(server) as address:
+        client = SmtpClient(f"smtps://{address}", tls_context=trusting(ca), on_stage=seen)
+        with pytest.raises(TlsError) as info:
+            client.connect()
+    assert info.value.kind == "certificate"
+    assert "--tls-cert" in str(info.value)
+    # reported where it showed: the greeting's read, the handshake looked done
+    assert seen.seen[-1] == (stages.BANNER, "TlsError('TLS handshake', 'certificate')")
+
+
+def test_no_tls_version_in_common_names_the_version_settings(
+    ca: Any, cert_files: tuple[str, str]
+) -> None:
+    from locust_smtp.tls import client_context
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(*cert_files)
+    server.maximum_version = ssl.TLSVersion.TLSv1_2
+    context = client_context(min_version="TLSv1.3")
+    ca.configure_trust(context)
+    with _smtps_server(server) as address, pytest.raises(TlsError) as info:
+        SmtpClient(f"smtps://{address}", tls_context=context).connect()
+    assert info.value.kind == "protocol"
+    assert "no TLS version in common" in str(info.value)
+    assert "--tls-min-version" in str(info.value)
+
+
+def test_opportunistic_starttls_goes_on_in_the_clear_when_refused() -> None:
+    """RFC 3207: after a refused STARTTLS the client may go on; opportunistic does."""
+    from locust.env import Environment
+    from servers import our_sink
+
+    from locust_smtp import SmtpUser
+    from locust_smtp.plugin.options import install_pool
+
+    with our_sink("--starttls", "--soft-reject", "starttls") as sink:
+
+        class Opportunist(SmtpUser):
+            host = sink.address
+            starttls = "opportunistic"
+
+        environment = Environment(user_classes=[Opportunist])
+        runner = environment.create_local_runner()
+        install_pool(environment, 3)
+        runner.start(1, spawn_rate=1)
+        runner.spawning_greenlet.join(30)
+        runner.user_greenlets.join(timeout=30)
+        runner.quit()
+        command = _command("--starttls-if-offered", "-m", "2", sink.address)
+    from locust_smtp.plugin.recorder import recorder_of
+
+    recorder_of(environment).flush()
+    rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
+    assert rows["STARTTLS"] == (3, 3)
+    assert rows["message"] == (3, 0)
+    assert command.returncode == 0, command.stderr
+    assert "STARTTLS rejected: 450 4.3.0" in command.stderr
+    assert "going on in the clear" in command.stderr
+    assert sink.counts["messages"] == 5 and sink.counts["tls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"starttls": "required", "hello_command": "HELO"}, "starttls needs the extensions"),
+        ({"auth_mechanism": "PLAIN", "hello_command": ""}, "auth_mechanism needs the extensions"),
+        ({"starttls": "required", "host": "smtps://127.0.0.1:465"}, 'starttls must be "no"'),
+    ],
+)
+def test_settings_that_would_skip_tls_are_refused(settings: dict[str, Any], says: str) -> None:
+    from locust.env import Environment
+    from locust.exception import LocustError
+
+    from locust_smtp import SmtpUser
+
+    attributes = {"host": "smtp://127.0.0.1:25", "auth_username": "u", **settings}
+    user_class = type("Misconfigured", (SmtpUser,), attributes)
+    with pytest.raises(LocustError, match=says):
+        user_class(Environment(user_classes=[user_class]))
+
+
+def test_the_command_refuses_tls_and_auth_with_o() -> None:
+    for args, says in (
+        (("--starttls",), "fatal: -o sends no HELO or EHLO: --starttls needs an EHLO reply"),
+        (("--auth", "plain", "--auth-user", "u"), "--auth needs an EHLO reply"),
+        (("--pipelining",), "--ehlo (or an ESMTP option, which implies it)"),
+    ):
+        proc = _command("-o", *args, "127.0.0.1:9")
+        assert proc.returncode == 1 and says in proc.stderr, proc.stderr

@@ -40,6 +40,7 @@ from ..protocol._content import (
     data_payload,
     hex4,
     message_id_prefix,
+    message_size,
     unstuffed,
 )
 from ..protocol._envelope import (
@@ -258,7 +259,8 @@ class SmtpUser(User):
         self.payload_template = DATA_WRITER.frame_template(self.template)
         """:attr:`template` framed for DATA once: each rendering is ready to send."""
         self._credentials = ("", "")
-        self._account_taken = False
+        self._account_number: int | None = None
+        """This user's row of :attr:`auth_credentials_file` (:mod:`.accounts`)."""
         if self.auth_mechanism is not None:
             if self.auth_mechanism.upper() not in MECHANISMS:
                 raise LocustError(
@@ -280,6 +282,20 @@ class SmtpUser(User):
         )
         default_hello = "LHLO" if lmtp else ("EHLO" if ehlo else "HELO")
         self._hello = self.hello_command if self.hello_command is not None else default_hello
+        needs = "starttls" if self.starttls != "no" else "auth_mechanism"
+        if (self.starttls != "no" or self.auth_mechanism) and self._hello.upper() not in (
+            "EHLO",
+            "LHLO",
+        ):
+            raise LocustError(
+                f"bad settings: {needs} needs the extensions of an EHLO reply, but "
+                f"hello_command is {self._hello!r}"
+            )
+        if address.tls and self.starttls != "no":
+            raise LocustError(
+                "bad settings: an smtps:// host speaks TLS from the first byte: "
+                'starttls must be "no" (STARTTLS is for plaintext ports)'
+            )
         self._pid = os.getpid()
         self._same_recipients: list[str] | None = None
         self._id_fd = -2
@@ -580,6 +596,8 @@ class SmtpUser(User):
             return failure
         reply = client.starttls()  # a TLS failure raises (reported as its stage)
         if reply.code != 220:
+            if self.starttls == "opportunistic" and not client.session.closing:
+                return None  # refused (454): on in the clear, the refusal in the stats
             return client.rejection(stages.STARTTLS, reply)
         reply = client.hello(self.my_hostname, self._hello)
         if not reply.positive:
@@ -631,15 +649,19 @@ class SmtpUser(User):
         return self.auth_username, secret
 
     def _account(self) -> tuple[str, str]:
-        """This user's (username, secret); from a credentials file, the run's next row
-        (:mod:`.accounts`: counted by the master across workers), taken once."""
-        if self.auth_credentials_file and not self._account_taken:
-            self._account_taken = True
+        """This user's (username, secret); from a credentials file, the lowest row no
+        other user of the run holds (:mod:`.accounts`), kept until the user stops."""
+        if self.auth_credentials_file and self._account_number is None:
+            number = accounts_of(self.environment).take(self.environment)  # or NoAccount
+            self._account_number = number
             rows = _credential_rows(self.auth_credentials_file)
-            self._credentials = rows[
-                accounts_of(self.environment).take(self.environment) % len(rows)
-            ]
+            self._credentials = rows[number % len(rows)]
         return self._credentials
+
+    def _give_account_back(self) -> None:
+        number, self._account_number = self._account_number, None
+        if number is not None:
+            accounts_of(self.environment).give_back(self.environment, number)
 
     def _after_failure(self, failure: BaseException | None) -> None:
         """Lengthen the wait before the next connect after a failure with no reply."""
@@ -675,7 +697,7 @@ class SmtpUser(User):
                 payload = unstuffed(payload)
                 size = len(payload)
             else:
-                size = len(payload) - 3  # without the "." line
+                size = message_size(payload)
             mail_params = plan.mail_params_for(size)
         try:
             if plan is PLAIN_PLAN:
@@ -736,6 +758,7 @@ class SmtpUser(User):
                     self.end_session()
             self.client.close()
         finally:
+            self._give_account_back()
             self._recorder.flush()  # this user's last samples reach Locust's statistics now
 
 

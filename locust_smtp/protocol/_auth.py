@@ -96,13 +96,19 @@ class XOAuth2(Mechanism):
         return f"user={self.username}\x01auth=Bearer {self.secret}\x01\x01".encode()
 
 
+def saslname(name: str) -> str:
+    """``name`` as the authzid of a GS2 header (RFC 5801 §4): ``,`` and ``=`` escaped."""
+    return name.replace("=", "=3D").replace(",", "=2C")
+
+
 class OAuthBearer(Mechanism):
     """RFC 7628: ``secret`` is the access token."""
 
     name = "OAUTHBEARER"
 
     def initial(self) -> bytes:
-        return f"n,a={self.username},\x01auth=Bearer {self.secret}\x01\x01".encode()
+        user = saslname(self.username)
+        return f"n,a={user},\x01auth=Bearer {self.secret}\x01\x01".encode()
 
     def answer(self, challenge: bytes) -> bytes:
         return b"\x01"  # RFC 7628 §3.2.3: acknowledge the error challenge

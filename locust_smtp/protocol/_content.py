@@ -181,3 +181,10 @@ def unstuffed(payload: bytes) -> bytes:
     if payload.endswith(END_OF_DATA):
         payload = payload[: -len(END_OF_DATA)]
     return dot_unstuff(payload)
+
+
+def message_size(payload: bytes) -> int:
+    """The size SIZE= declares for a DATA payload (RFC 1870 §3): the message's octets,
+    without the ``.`` line and without the dots stuffing added."""
+    stuffed = payload.count(b"\n..") + (1 if payload.startswith(b"..") else 0)
+    return len(payload) - len(END_OF_DATA) - stuffed

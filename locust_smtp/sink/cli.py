@@ -95,7 +95,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--record",
         type=Path,
         metavar="DIR",
-        help="write each connection's client bytes to DIR/NNNNNN.client",
+        help="write each connection's client bytes to DIR/NNNNNN.client (AUTH credentials "
+        "replaced by ****)",
     )
     return parser.parse_args(argv)
 

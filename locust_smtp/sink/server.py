@@ -12,6 +12,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -24,7 +25,7 @@ from ..protocol._errors import SmtpError
 from ..protocol.address import parse_source_address
 from ..tls import TlsTransport, handshake
 from ..transport import SocketTransport
-from .state import Counters, Session, SinkConfig
+from .state import AUTH_LINE_LIMIT, Counters, Session, SinkConfig
 
 SPIN = 0.0005
 """Seconds before a delayed reply is due when the sink stops sleeping and yields in a
@@ -57,6 +58,105 @@ def wait_until(deadline: float) -> None:
         _spinning -= 1
 
 
+def _no_delay(sock: _socket.socket) -> None:
+    """Send small writes at once on a TCP connection: with Nagle's algorithm a write
+    (the greeting) waits for the ACK of the one before (TLS 1.3's session tickets),
+    which the client delays by up to 40 ms."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _redacted(line: bytes, response: bool) -> bytes:
+    """An AUTH command line with its initial response replaced by ``****``, or a response
+    to a 334 challenge replaced whole (``response``); the line ending kept."""
+    text = line.rstrip(b"\r\n")
+    ending = line[len(text) :]
+    if response:
+        return b"****" + ending
+    words = text.split(None, 2)
+    if len(words) < 3:
+        return line  # no initial response
+    return words[0] + b" " + words[1] + b" ****" + ending
+
+
+def _content_end(data: bytes) -> int:
+    """Where a piece of message content (after DATA) must end: where the message may end,
+    at a ``.\r\n`` or at a line end in the first two bytes (the rest of ``\r\n.\r\n``
+    came before)."""
+    dot = data.find(b".\r\n")
+    newline = data.find(b"\n", 0, 2)
+    ends = [at + length for at, length in ((dot, 3), (newline, 1)) if at >= 0]
+    return min(ends, default=len(data))
+
+
+class Recorder:
+    """``--record``: a connection's client bytes, written to a file as they come, with the
+    credentials of AUTH exchanges replaced by ``****`` (the command and its mechanism
+    stay); all other bytes exactly as received.
+
+    :meth:`feed` hands the bytes to the session in pieces that end where its state may
+    change (a line end, the end of a BDAT chunk or of a message), so each command line is
+    recorded as what the session takes it for. A line that may be part of AUTH is held
+    back until it is complete."""
+
+    def __init__(self, path: Path, session: Session) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.session = session
+        self.line = b""
+        """The start of a line that may be part of AUTH, not written yet."""
+        self.rest: bytes | None = None
+        """How the rest of the current line is written: b"raw", or b"" (dropped, but for its
+        ending: an over-long AUTH line's); None at the start of a line."""
+
+    def feed(self, data: bytes) -> bytes:
+        """``session.feed(data)``, recording ``data`` on the way."""
+        session = self.session
+        replies = []
+        while data:
+            end = self._piece_end(data)
+            piece, data = data[:end], data[end:]
+            if session.in_data or session.bdat_left or session.closing or session.starting_tls:
+                self.file.write(piece)  # content, or bytes the session will not read
+            else:
+                self._command(piece)
+            replies.append(session.feed(piece))
+        self.file.flush()
+        return b"".join(replies)
+
+    def _piece_end(self, data: bytes) -> int:
+        session = self.session
+        if session.bdat_left:
+            return min(session.bdat_left, len(data))
+        if session.in_data:
+            return _content_end(data)
+        newline = data.find(b"\n")
+        return len(data) if newline < 0 else newline + 1
+
+    def _command(self, piece: bytes) -> None:
+        """Record a piece of a command line (all of it, or its end, or its start)."""
+        complete = piece.endswith(b"\n")
+        if self.rest is not None:
+            self.file.write(piece if self.rest else piece[len(piece.rstrip(b"\r\n")) :])
+            self.rest = None if complete else self.rest
+            return
+        line, self.line = self.line + piece, b""
+        response = self.session.auth_step is not None
+        if not response and not b"AUTH".startswith(line[:4].upper()):
+            self.file.write(line)
+            self.rest = None if complete else b"raw"
+            return
+        if not complete and len(line) <= AUTH_LINE_LIMIT:
+            self.line = line  # wait for the rest before deciding what to write
+            return
+        self.file.write(_redacted(line, response))
+        self.rest = None if complete else b""
+
+    def close(self) -> None:
+        if self.line:
+            self.file.write(_redacted(self.line, self.session.auth_step is not None))
+        self.file.close()
+
+
 class Sink:
     """The server: owns the listening socket, the counters and the recorder."""
 
@@ -78,23 +178,23 @@ class Sink:
         counters = self.counters
         counters.connections += 1
         counters.active += 1
+        session = Session(self.config, counters)
         record = None
         if self.config.record is not None:
-            path = self.config.record / f"{next(self._ids):06d}.client"
-            record = open(path, "wb")  # noqa: SIM115 - closed in finally
-        session = Session(self.config, counters)
+            record = Recorder(self.config.record / f"{next(self._ids):06d}.client", session)
         delay = self.config.delay
         # the client's transport: a C-level socket waited on with libev watchers directly
         # costs about half the CPU of gevent's cooperative socket per command
-        transport: SocketTransport | TlsTransport = SocketTransport(
-            _socket.socket(fileno=sock.detach())
-        )
+        raw = _socket.socket(fileno=sock.detach())
+        transport: SocketTransport | TlsTransport = SocketTransport(raw)
         try:
+            _no_delay(raw)
             if self.config.smtps:
                 layer = self._start_tls(transport)
                 if layer is None:
                     return
                 transport = layer
+                session.tls_active = True  # no STARTTLS inside it
             reply = session.greeting()
             if delay:
                 wait_until(time.time() + delay)
@@ -104,10 +204,7 @@ class Sink:
                 data = transport.read()  # no timer: never None
                 if not data:
                     break
-                if record is not None:
-                    record.write(data)
-                    record.flush()
-                reply = session.feed(data)
+                reply = session.feed(data) if record is None else record.feed(data)
                 if reply:
                     if delay:  # from when the command was seen, not when handled
                         wait_until(transport.readable_at + delay)

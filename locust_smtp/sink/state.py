@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,8 @@ AUTH_LINE_LIMIT = 12288
 
 def _oauth_fields(response: bytes) -> tuple[str, str]:
     """(user, bearer token) of an XOAUTH2 (``user=U^Aauth=Bearer T^A^A``) or OAUTHBEARER
-    (``n,a=U,^Aauth=Bearer T^A^A``) response; empty strings when absent."""
+    (``n,a=U,^Aauth=Bearer T^A^A``, U with ``,`` and ``=`` escaped) response; empty
+    strings when absent."""
     text = response.decode("utf-8", "replace")
     user = token = ""
     head, _, rest = text.partition("\x01")
@@ -69,11 +71,16 @@ def _oauth_fields(response: bytes) -> tuple[str, str]:
     else:
         for part in head.split(","):
             if part.startswith("a="):
-                user = part[2:]
+                user = _unescape_saslname(part[2:])
     for item in rest.split("\x01"):
         if item.startswith("auth=Bearer "):
             token = item[len("auth=Bearer ") :]
     return user, token
+
+
+def _unescape_saslname(name: str) -> str:
+    """A GS2 header's authzid (RFC 5801 §4) unescaped: ``=2C`` is ``,``, ``=3D`` is ``=``."""
+    return re.sub("=(2C|3D)", lambda m: "," if m[1] == "2C" else "=", name)
 
 
 def _same(expected: str, given: bytes) -> bool:

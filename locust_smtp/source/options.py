@@ -449,10 +449,23 @@ def parse_args(argv: list[str]) -> SourceConfig:
                 raise UsageError(f"fatal: {name} is for locust -f locustfiles: {hint}")
     if len(operands) != 1:
         raise UsageError(f"fatal: {USAGE}")
+    if config.old_mode and (config.starttls != "no" or config.auth_mechanism or config.ehlo):
+        if config.starttls != "no":
+            what = "--starttls"
+        elif config.auth_mechanism:
+            what = "--auth"
+        else:
+            what = "--ehlo (or an ESMTP option, which implies it)"
+        raise UsageError(f"fatal: -o sends no HELO or EHLO: {what} needs an EHLO reply")
     if config.smtps and config.starttls != "no":
         raise UsageError("fatal: --smtps and --starttls: TLS from the first byte, or STARTTLS")
     if config.auth_mechanism and not (config.auth_username or config.auth_credentials_file):
         raise UsageError("fatal: --auth needs --auth-user (or --auth-credentials)")
+    secret = config.auth_password is not None or config.auth_token_file
+    if config.auth_username and not config.auth_credentials_file and not secret:
+        raise UsageError(
+            "fatal: --auth-user needs --auth-password-file (or --auth-password, --auth-token-file)"
+        )
     try:
         mail_options(config).check()
     except ValueError as exc:

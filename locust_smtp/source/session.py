@@ -33,7 +33,7 @@ from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._auth import not_offered_text
 from ..protocol._auth import offered as auth_offered
-from ..protocol._content import MessageTemplate, unstuffed
+from ..protocol._content import MessageTemplate, message_size, unstuffed
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
 from ..protocol._errors import (
     ConnectError,
@@ -391,6 +391,11 @@ class SourceUser(SmtpUser):
             )
         reply = client.starttls()  # a failed handshake raises TlsError: fatal, as no answer
         if reply.code != 220:
+            if self.source.config.starttls == "opportunistic" and not client.session.closing:
+                self.source.warning(
+                    f"{client.rejection(stages.STARTTLS, reply)}: going on in the clear"
+                )
+                return None
             error = self._reject(stages.STARTTLS, reply)
             client.close()  # never on in the clear when TLS was asked for
             return error
@@ -453,7 +458,7 @@ class SourceUser(SmtpUser):
                 recipients,
                 payload,
                 mail_params=plan.mail_params_for(
-                    len(payload) if plan.writer.chunked else len(payload) - 3
+                    len(payload) if plan.writer.chunked else message_size(payload)
                 ),
                 rcpt_params=plan.rcpt_params,
                 writer=plan.writer,
@@ -522,4 +527,5 @@ class SourceUser(SmtpUser):
     def on_stop(self) -> None:
         # killed by a fatal elsewhere or by Locust: smtp-source resets, it does not QUIT
         self.client.close()
+        self._give_account_back()
         self._recorder.flush()  # this user's last samples reach Locust's statistics now

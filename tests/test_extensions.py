@@ -1,0 +1,316 @@
+"""PIPELINING, CHUNKING/BDAT, SIZE, BODY, SMTPUTF8 and DSN on the wire: what one write
+carries, how replies are matched, each parameter as sent, and what the sink does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import LOCUST_SMTP, our_sink, read_line, scripted_server
+
+from locust_smtp import SmtpClient, data_payload
+from locust_smtp.protocol import stages
+from locust_smtp.protocol._content import message_size
+from locust_smtp.protocol._errors import NotOffered
+from locust_smtp.protocol._extensions import Extensions
+from locust_smtp.protocol._replies import Reply
+from locust_smtp.protocol._writers import BdatWriter
+from locust_smtp.protocol.mail_options import MailOptions
+
+MESSAGE = b"Subject: hi\r\n\r\n.starts with a dot\r\nbody\r\n"
+EHLO = b"250-test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 DSN\r\n"
+
+
+def _offered(*keywords: str) -> Extensions:
+    lines = "\n".join(["test", *keywords])
+    return Extensions.from_reply(Reply(250, lines, tuple(lines.split("\n"))))
+
+
+def test_one_write_carries_mail_every_rcpt_and_data_and_replies_match_in_order() -> None:
+    """The server reads once: a client waiting for MAIL's reply would stall it. A refused
+    RCPT in the middle of the group: the others still count, DATA still answered."""
+    received: list[bytes] = []
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(EHLO)
+        received.append(sock.recv(65536))  # the group, in one piece
+        sock.sendall(b"250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 go\r\n")
+        while not bytes(buf).endswith(b"\r\n.\r\n"):
+            buf += sock.recv(65536)
+        sock.sendall(b"250 queued\r\n")
+        read_line(sock, bytearray())
+
+    with scripted_server(server) as address:
+        client = SmtpClient(address, timeout=10)
+        client.connect()
+        client.ehlo("me")
+        result = client.send_mail(
+            "a@x", ["b@y", "c@y", "d@y"], data_payload(MESSAGE), pipelining=True
+        )
+        client.close()
+    assert received == [
+        b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nRCPT TO:<d@y>\r\nDATA\r\n"
+    ]
+    assert result.accepted == ("b@y", "d@y")
+    assert [(r, reply.code) for r, reply in result.rejected] == [("c@y", 550)]
+
+
+def test_pipelined_bdat_goes_with_the_group_and_lmtp_answers_per_recipient() -> None:
+    """MAIL, the RCPTs and BDAT n LAST with its bytes in one write; LMTP: one reply per
+    accepted recipient after LAST (the refused one gets none)."""
+    received: list[bytes] = []
+    payload = MESSAGE
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(EHLO)
+        expected = b"BDAT %d LAST\r\n" % len(payload) + payload
+        data = b""
+        while not data.endswith(expected):
+            data += sock.recv(65536)
+        received.append(data)
+        sock.sendall(b"250 ok\r\n250 ok\r\n550 no\r\n250 ok\r\n")
+        sock.sendall(b"250 2.0.0 <b@y> delivered\r\n452 4.2.2 <d@y> over quota\r\n")
+        read_line(sock, bytearray())
+
+    seen: list[tuple[str, int]] = []
+    with scripted_server(server) as address:
+        client = SmtpClient(
+            f"lmtp://{address}",
+            timeout=10,
+            on_stage=lambda stage, *a: seen.append((stage, a[3].code if a[3] else 0)),
+        )
+        client.connect()
+        client.hello("me")
+        transaction = client.transaction(
+            "a@x", ["b@y", "c@y", "d@y"], payload, writer=BdatWriter(), pipelining=True
+        )
+        client.close()
+    assert received == [
+        b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nRCPT TO:<d@y>\r\n"
+        + b"BDAT %d LAST\r\n" % len(payload)
+        + payload
+    ]
+    assert [r.code for r in transaction.replies] == [250, 452]
+    assert transaction.delivered
+    assert [s for s in seen if s[0] == stages.END_OF_DATA] == [
+        (stages.END_OF_DATA, 250),
+        (stages.END_OF_DATA, 452),
+    ]
+
+
+def test_three_bdat_chunks_reach_the_sink_as_sent(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    message = b"Subject: chunks\r\n\r\n" + b"x" * 50 + b"\r\n.no stuffing\r\n"
+    with our_sink(record=record) as sink:
+        client = SmtpClient(sink.address)
+        client.connect()
+        client.ehlo("me")
+        replies: list[Reply] = []
+        client.on_stage = lambda stage, *a: replies.append(a[3]) if stage == stages.BDAT else None
+        transaction = client.transaction("a@x", ["b@y"], message, writer=BdatWriter(30))
+        client.quit()
+    assert transaction.delivered
+    sent = (record / "000001.client").read_bytes()
+    chunks = [message[0:30], message[30:60], message[60:]]
+    assert (
+        b"BDAT 30\r\n" + chunks[0] + b"BDAT 30\r\n" + chunks[1]
+        + b"BDAT %d LAST\r\n" % len(chunks[2]) + chunks[2]
+    ) in sent  # fmt: skip
+    assert [r.code for r in replies] == [250, 250]  # the chunks before the last
+    assert sink.counts["messages"] == 1
+
+
+def test_every_parameter_on_the_wire(tmp_path: Path) -> None:
+    """SIZE, BODY, SMTPUTF8, RET, ENVID (xtext) on MAIL; NOTIFY and ORCPT on each RCPT."""
+    record = tmp_path / "record"
+    options = MailOptions(
+        pipelining="on",
+        size="on",
+        body="8BITMIME",
+        smtputf8="on",
+        dsn_notify="success,failure",
+        dsn_ret="hdrs",
+        dsn_envid="id+1=x",
+        dsn_orcpt=True,
+    ).check()
+    with our_sink(record=record) as sink:
+        client = SmtpClient(sink.address)
+        client.connect()
+        client.ehlo("me")
+        plan = options.plan(client.session.extensions)
+        payload = data_payload(MESSAGE)
+        client.send_mail(
+            "ä@x",
+            ["b@y", "ü+1@y"],
+            payload,
+            mail_params=plan.mail_params_for(message_size(payload)),
+            rcpt_params=plan.rcpt_params,
+            pipelining=plan.pipelining,
+        )
+        client.quit()
+    sent = (record / "000001.client").read_bytes()
+    assert (
+        f"MAIL FROM:<ä@x> SIZE={len(MESSAGE)} BODY=8BITMIME SMTPUTF8 RET=HDRS "
+        "ENVID=id+2B1+3Dx\r\n"
+        "RCPT TO:<b@y> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@y\r\n"
+        "RCPT TO:<ü+1@y> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;+C3+BC+2B1@y\r\n"
+        "DATA\r\n"
+    ).encode() in sent
+    assert sink.counts["messages"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "offered", "keyword"),
+    [
+        (MailOptions(chunking="on"), ("PIPELINING",), "CHUNKING"),
+        (MailOptions(pipelining="on"), ("CHUNKING",), "PIPELINING"),
+        (MailOptions(dsn_notify="NEVER"), ("PIPELINING",), "DSN"),
+        (MailOptions(smtputf8="on"), (), "SMTPUTF8"),
+        (MailOptions(body="8BITMIME"), (), "8BITMIME"),
+        (MailOptions(chunking="auto", body="BINARYMIME"), ("BINARYMIME",), "CHUNKING"),
+    ],
+)
+def test_what_is_asked_for_but_not_offered_is_named(
+    options: MailOptions, offered: tuple[str, ...], keyword: str
+) -> None:
+    with pytest.raises(NotOffered) as info:
+        options.check().plan(_offered(*offered))
+    assert info.value.keyword == keyword
+    assert repr(info.value) == f"NotOffered('MAIL', '{keyword}')"
+
+
+def test_auto_uses_what_is_offered_and_force_uses_it_anyway() -> None:
+    auto = MailOptions(pipelining="auto", chunking="auto", size="auto").check()
+    assert auto.plan(_offered("PIPELINING", "CHUNKING", "SIZE 1000")).pipelining
+    plain = auto.plan(_offered())
+    assert (plain.pipelining, plain.writer.chunked, plain.size) == (False, False, False)
+    forced = MailOptions(pipelining="force", chunking="force").check().plan(_offered())
+    assert forced.pipelining and forced.writer.chunked
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (MailOptions(pipelining="yes"), "pipelining: 'yes'"),
+        (MailOptions(body="BINARYMIME"), "BINARYMIME needs CHUNKING"),
+        (MailOptions(dsn_notify="NEVER,SUCCESS"), "DSN NOTIFY"),
+        (MailOptions(dsn_ret="ALL"), "DSN RET"),
+    ],
+)
+def test_bad_settings_are_named(options: MailOptions, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        options.check()
+
+
+def _command(*args: str) -> Any:
+    return subprocess.run([*LOCUST_SMTP, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_pipelines_and_chunks(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    with our_sink(record=record) as sink:
+        proc = _command("--pipelining", "--bdat", "--size", "-r", "2", "-m", "3", sink.address)
+    assert proc.returncode == 0, proc.stderr
+    first = (record / "000001.client").read_bytes()
+    body = first.split(b" LAST\r\n", 1)[1].rsplit(b"QUIT\r\n", 1)[0]
+    assert first.startswith(b"EHLO ")
+    assert b"MAIL FROM:<foo@" in first and b"> SIZE=%d\r\nRCPT TO:<" % len(body) in first
+    assert b"\r\nBDAT %d LAST\r\n" % len(body) in first
+    assert sink.counts["messages"] == 3 and sink.counts["recipients"] == 6
+
+
+def test_the_command_says_what_the_server_does_not_offer() -> None:
+    with our_sink("--hide", "CHUNKING") as sink:
+        proc = _command("--bdat", "-m", "2", sink.address)
+    assert proc.returncode == 1
+    assert "fatal: CHUNKING not offered by the server" in proc.stderr
+    assert sink.counts["messages"] == 0
+
+
+def test_a_user_with_chunking_required_fails_each_message_clearly() -> None:
+    from locust.env import Environment
+
+    from locust_smtp import SmtpUser
+    from locust_smtp.plugin.options import install_pool
+
+    with our_sink("--hide", "CHUNKING") as sink:
+
+        class Chunker(SmtpUser):
+            host = sink.address
+            chunking = "on"
+
+        environment = Environment(user_classes=[Chunker])
+        runner = environment.create_local_runner()
+        install_pool(environment, 2)
+        runner.start(1, spawn_rate=1)
+        runner.spawning_greenlet.join(30)
+        runner.user_greenlets.join(timeout=30)
+        runner.quit()
+    errors = {e.name: repr(e.error) for e in environment.stats.errors.values()}
+    assert errors["MAIL"] == "NotOffered('MAIL', 'CHUNKING')"
+    assert errors["message"] == "NotOffered('MAIL', 'CHUNKING')"
+    assert sink.counts["messages"] == 0
+
+
+def test_a_user_pipelines_with_ehlo_and_bdat_against_the_sink(tmp_path: Path) -> None:
+    from locust.env import Environment
+
+    from locust_smtp import SmtpUser
+    from locust_smtp.plugin.options import install_pool
+    from locust_smtp.plugin.recorder import recorder_of
+
+    record = tmp_path / "record"
+    with our_sink(record=record) as sink:
+
+        class Fast(SmtpUser):
+            host = sink.address
+            hello_command = "EHLO"  # pipelining and SIZE are "auto": they need EHLO
+            chunking = "on"
+            bdat_chunk_size = 64
+            reuse_connection = True
+            recipients_per_message = 2
+
+        environment = Environment(user_classes=[Fast])
+        runner = environment.create_local_runner()
+        install_pool(environment, 5)
+        runner.start(1, spawn_rate=1)
+        runner.spawning_greenlet.join(30)
+        runner.user_greenlets.join(timeout=30)
+        runner.quit()
+        recorder_of(environment).flush()
+    rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
+    assert rows["message"] == (5, 0)
+    assert rows["RCPT"] == (10, 0)
+    assert "DATA" not in rows and rows["BDAT"][1] == 0
+    sent = (record / "000001.client").read_bytes()
+    assert sent.count(b" LAST\r\n") == 5
+    assert b"> SIZE=" in sent
+    assert sink.counts["messages"] == 5
+
+
+def test_the_sink_refuses_what_it_hides(tmp_path: Path) -> None:
+    with our_sink("--hide", "DSN,SMTPUTF8") as sink:
+        client = SmtpClient(sink.address)
+        client.connect()
+        ehlo = client.ehlo("me").text
+        refused = client.mail("a@x", ["SMTPUTF8"])
+        dsn = client.mail("a@x", ["RET=FULL"])
+        client.quit()
+    assert "DSN" not in ehlo and "SMTPUTF8" not in ehlo and "CHUNKING" in ehlo
+    assert (refused.code, dsn.code) == (555, 555)
+    bad = subprocess.run(
+        [sys.executable, "-m", "locust_smtp.sink", "--hide", "NOPE", "127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 1 and "unknown extension NOPE" in bad.stderr
