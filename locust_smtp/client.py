@@ -40,6 +40,7 @@ from .protocol._extensions import Extensions
 from .protocol._replies import Reply
 from .protocol._writers import DATA_WRITER
 from .protocol.address import ServerAddress, parse_host
+from .protocol.client_identity import xclient_command, xforward_command
 from .protocol.session import Command, Session, Transaction, Writer
 from .tls import TlsTransport, handshake
 from .transport import SEND_SOON_LIMIT, SocketTransport, lost, timed_out
@@ -123,6 +124,9 @@ class SmtpClient:
         self.trace = trace
         self.session = Session(lmtp)
         self._auth_username = ""
+        self.proxy_header: bytes | None = None
+        """Written right after each connect, before anything else (TLS included): a PROXY
+        protocol header (:func:`~locust_smtp.protocol.client_identity.proxy_header`)."""
         """The dialogue of the current (or last) connection: a new one per connection."""
         self._sockaddr = sockaddr
         """``(family, address)`` already resolved, if given: every connection uses it."""
@@ -214,7 +218,15 @@ class SmtpClient:
         self.fileno = self._transport.fileno
         self.session = Session(self.lmtp)
         self.tls_resumed = False
-        self._report(stages.CONNECT, start, t0, 0, None, None)
+        header = self.proxy_header
+        if header:  # before the server says anything: part of connecting
+            try:
+                self._transport.send(header, stages.CONNECT)
+            except SmtpError as exc:
+                self._report(stages.CONNECT, start, t0, 0, None, exc)
+                self._fail()
+                raise
+        self._report(stages.CONNECT, start, t0, len(header or b""), None, None)
         if self.address.tls:  # smtps://: TLS before the greeting
             self._start_tls()
 
@@ -527,6 +539,15 @@ class SmtpClient:
     def hello(self, name: str, command: str | None = None) -> Reply:
         """HELO, EHLO or LHLO: ``command`` names it; by default LHLO for LMTP, else HELO."""
         return self._exchange(self.session.hello(name, command))
+
+    def xclient(self, address: str, helo: str, name: str | None = None) -> Reply:
+        """XCLIENT (Postfix): the server starts the session again as if ``address`` had
+        connected, greeting with 220 (stage ``XCLIENT``); say EHLO again after it."""
+        return self._exchange(self.session.xclient(xclient_command(address, helo, name)))
+
+    def xforward(self, address: str, helo: str, name: str | None = None) -> Reply:
+        """XFORWARD (Postfix): the next transaction is ``address``'s (stage ``XFORWARD``)."""
+        return self._exchange(self.session.xforward(xforward_command(address, helo, name)))
 
     def mail(self, sender: str, params: Iterable[str] = ()) -> Reply:
         return self._exchange(self.session.mail(sender, params))

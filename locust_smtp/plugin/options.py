@@ -19,6 +19,7 @@ from locust import events
 from locust.exception import LocustError
 
 from ..protocol._auth import MECHANISMS
+from ..protocol.client_identity import IDENTITIES
 from ..protocol.mail_options import BODY_TYPES, DSN_RET, USE
 from ..tls import TLS_VERSION_NAMES
 from . import accounts, outcomes, recorder, webui
@@ -65,6 +66,9 @@ USER_ATTRIBUTES = {
     "smtp_dsn_notify": "dsn_notify",
     "smtp_dsn_ret": "dsn_ret",
     "smtp_dsn_envid": "dsn_envid",
+    "smtp_client_identity": "client_identity",
+    "smtp_client_addresses": "client_addresses",
+    "smtp_client_address_per": "client_address_per",
 }
 
 
@@ -252,6 +256,24 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         default=False,
         include_in_web_ui=True,
         help="DSN ORCPT=rfc822;recipient on each RCPT",
+    )
+    group.add_argument(
+        "--smtp-client-identity",
+        choices=[DEFAULT, *IDENTITIES],
+        include_in_web_ui=True,
+        help="Synthetic client addresses by XCLIENT, XFORWARD or a PROXY protocol header",
+    )
+    group.add_argument(
+        "--smtp-client-addresses",
+        metavar="CIDR",
+        include_in_web_ui=True,
+        help="Where the synthetic addresses come from (default 198.18.0.0/15)",
+    )
+    group.add_argument(
+        "--smtp-client-address-per",
+        choices=[DEFAULT, "user", "connection"],
+        include_in_web_ui=True,
+        help="One address per user, or a new one per connection",
     )
     group.add_argument(
         "--smtp-request-events",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import ipaddress
 import itertools
 import os
 import ssl
@@ -59,9 +60,11 @@ from ..protocol._errors import (
 )
 from ..protocol._writers import DATA_WRITER
 from ..protocol.address import AddressError, ServerAddress, parse_host
+from ..protocol.client_identity import IDENTITIES, AddressPool, proxy_header
 from ..protocol.mail_options import PLAIN_PLAN, MailOptions, Plan
 from ..tls import context_for
 from .accounts import accounts_of
+from .client_addresses import next_client_number
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
@@ -213,6 +216,22 @@ class SmtpUser(User):
     dsn_orcpt: bool = False
     """DSN ``ORCPT=rfc822;recipient`` on each RCPT."""
 
+    client_identity: str | None = None
+    """Tell the server the client is someone else, with an address of
+    :attr:`client_addresses`: ``"xclient"`` (Postfix's XCLIENT after EHLO: the session is
+    the named client's; then EHLO again), ``"xforward"`` (Postfix's XFORWARD before each
+    MAIL: the transaction is logged as the named client's), ``"proxy-v1"`` or
+    ``"proxy-v2"`` (a PROXY protocol header before the first byte, as HAProxy writes:
+    for servers behind a load balancer, such as Postfix's
+    ``smtpd_upstream_proxy_protocol = haproxy``); None: no. XCLIENT and XFORWARD must be
+    offered (the server lists the client as authorized), else a ``NotOffered`` failure."""
+    client_addresses: str = "198.18.0.0/15"
+    """The CIDR block (IPv4 or IPv6) the synthetic addresses come from; by default RFC
+    2544's benchmarking block."""
+    client_address_per: str = "user"
+    """``"user"``: each user keeps one address; ``"connection"``: a new one for each
+    connection."""
+
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
     request_events: str = "auto"
@@ -280,6 +299,11 @@ class SmtpUser(User):
             or self.auth_mechanism is not None
             or self._mail_options.wants_ehlo
         )
+        self._identity = self._check_identity()
+        self._client_address = ""
+        if self._identity is not None and self.client_address_per == "user":
+            self._client_address = self._identity[0].address(next_client_number(environment))
+        ehlo = ehlo or self.client_identity in ("xclient", "xforward")
         default_hello = "LHLO" if lmtp else ("EHLO" if ehlo else "HELO")
         self._hello = self.hello_command if self.hello_command is not None else default_hello
         needs = "starttls" if self.starttls != "no" else "auth_mechanism"
@@ -331,6 +355,67 @@ class SmtpUser(User):
             return context_for(self)
         except ValueError as exc:
             raise LocustError(f"bad TLS settings: {exc}") from None
+
+    def _check_identity(self) -> tuple[AddressPool, str] | None:
+        identity = self.client_identity
+        if identity is None:
+            return None
+        if identity not in IDENTITIES:
+            raise LocustError(f"bad client_identity: {identity!r} (one of {', '.join(IDENTITIES)})")
+        if self.client_address_per not in ("user", "connection"):
+            raise LocustError(
+                f"bad client_address_per: {self.client_address_per!r} (user or connection)"
+            )
+        try:
+            return AddressPool.parse(self.client_addresses), identity
+        except ValueError as exc:
+            raise LocustError(f"bad {exc}") from None
+
+    def _next_client_address(self) -> str:
+        """The synthetic address of this user's next connection."""
+        if self.client_address_per == "user" or self._identity is None:
+            return self._client_address
+        self._client_address = self._identity[0].address(next_client_number(self.environment))
+        return self._client_address
+
+    def _proxy_header(self, address: str) -> bytes | None:
+        identity = self._identity
+        if identity is None or not identity[1].startswith("proxy"):
+            return None
+        client = self.client
+        if client.address.is_unix:
+            destination, port = "127.0.0.1", 25
+        else:
+            destination, port = client.resolve()[1][:2]  # type: ignore[index]
+        source_port = 1024 + int(ipaddress.ip_address(address)) % 64000
+        return proxy_header(int(identity[1][-1]), address, source_port, destination, port)
+
+    def _say_who(self, address: str) -> SmtpError | None:
+        """XCLIENT (then EHLO again) right after the greeting command; the failure, or
+        None. XFORWARD is only checked here: it goes before each MAIL."""
+        identity = self._identity
+        if identity is None or identity[1].startswith("proxy"):
+            return None
+        client = self.client
+        keyword = identity[1].upper()
+        if keyword not in client.session.extensions:
+            failure = NotOffered(
+                stages.XCLIENT if keyword == "XCLIENT" else stages.XFORWARD,
+                keyword,
+                f"{keyword} not offered by the server (Postfix: list this client in "
+                f"smtpd_authorized_{identity[1]}_hosts)",
+            )
+            self._on_stage(failure.stage, time.time(), 0.0, 0, None, failure)
+            return failure
+        if keyword == "XFORWARD":
+            return None
+        reply = client.xclient(address, self.my_hostname)
+        if reply.code != 220:
+            return client.rejection(stages.XCLIENT, reply)
+        reply = client.hello(self.my_hostname, self._hello)
+        if not reply.positive:
+            return client.rejection(stages.hello_stage(self._hello), reply)
+        return None
 
     def make_mail_options(self) -> MailOptions:
         """The ESMTP settings of this user's transactions, from its attributes."""
@@ -545,6 +630,8 @@ class SmtpUser(User):
             gevent.sleep(self._reconnect_wait)
         start, t0 = time.time(), time.perf_counter()
         failure: BaseException | None = None
+        address = self._next_client_address()
+        client.proxy_header = self._proxy_header(address)
         try:
             reply = client.connect()
             if not reply.positive:
@@ -553,7 +640,9 @@ class SmtpUser(User):
                 reply = client.hello(self.my_hostname, self._hello)
                 if not reply.positive:
                     failure = client.rejection(stages.hello_stage(self._hello), reply)
-                elif self.starttls != "no":
+                else:
+                    failure = self._say_who(address)
+                if failure is None and self.starttls != "no":
                     failure = self._start_tls()
                 if failure is None and self.auth_mechanism is not None:
                     failure = self._authenticate()
@@ -700,6 +789,10 @@ class SmtpUser(User):
                 size = message_size(payload)
             mail_params = plan.mail_params_for(size)
         try:
+            if self.client_identity == "xforward":
+                reply = client.xforward(self._client_address, self.my_hostname)
+                if not reply.positive:
+                    raise client.rejection(stages.XFORWARD, reply)
             if plan is PLAIN_PLAN:
                 result = client.send_mail(sender, recipients, payload)
             else:

@@ -304,6 +304,16 @@ class Session:
         handshake and calls :meth:`tls_started`."""
         return self._push(Command(stages.STARTTLS, len(commands.STARTTLS), 220), commands.STARTTLS)
 
+    def xclient(self, data: bytes) -> bytes:
+        """Postfix's XCLIENT (a :func:`~.client_identity.xclient_command`), expecting 220:
+        the server starts the session again as the named client; say EHLO again."""
+        return self._push(Command(stages.XCLIENT, len(data), 220), data)
+
+    def xforward(self, data: bytes) -> bytes:
+        """Postfix's XFORWARD (a :func:`~.client_identity.xforward_command`), expecting
+        250: the next transaction is the named client's."""
+        return self._push(Command(stages.XFORWARD, len(data), 250), data)
+
     def auth(self, data: bytes) -> bytes:
         """One line of an AUTH exchange: the command, or a response to a 334 challenge
         (235 ends it well; the caller answers 334s and judges anything else)."""
@@ -509,6 +519,8 @@ class Session:
             elif stage is _EHLO or stage is _LHLO:
                 if ok:
                     self.extensions = Extensions.from_reply(reply)
+            elif stage is stages.XCLIENT and ok:
+                self.extensions = _NO_EXTENSIONS  # a new session: EHLO again
             elif stage is _RSET and ok and transaction is not None:
                 if not transaction.ended:  # reset in the middle: it ends, undelivered
                     transaction.failed = transaction.failed or command

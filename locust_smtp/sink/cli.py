@@ -31,6 +31,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("-L", "--lmtp", action="store_true", help="speak LMTP")
     parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="each connection starts with a PROXY protocol header, v1 or v2 (as behind "
+        "HAProxy); its source addresses are counted as clients",
+    )
+    parser.add_argument(
         "--hide",
         metavar="EXT,...",
         help="do not offer these extensions after EHLO, and refuse their commands and "
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         starttls=args.starttls,
         smtps=args.smtps,
         hidden=hidden,
+        proxy_protocol=args.proxy_protocol,
     )
     if args.auth_file:
         try:

@@ -23,6 +23,7 @@ from gevent.server import StreamServer
 from ..protocol import stages
 from ..protocol._errors import SmtpError
 from ..protocol.address import parse_source_address
+from ..protocol.client_identity import parse_proxy_header
 from ..tls import TlsTransport, handshake
 from ..transport import SocketTransport
 from .state import AUTH_LINE_LIMIT, Counters, Session, SinkConfig
@@ -87,6 +88,33 @@ def _content_end(data: bytes) -> int:
     newline = data.find(b"\n", 0, 2)
     ends = [at + length for at, length in ((dot, 3), (newline, 1)) if at >= 0]
     return min(ends, default=len(data))
+
+
+def _read_proxy_header(sock: _socket.socket, counters: Counters) -> bool:
+    """Take the PROXY header off the start of the connection (exactly its bytes: a TLS
+    hello may follow at once) and count its source address; False when there is none or
+    it does not come within 30 s."""
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        try:
+            gevent.socket.wait_read(sock.fileno(), timeout=max(0.0, deadline - time.monotonic()))
+            data = sock.recv(256, socket.MSG_PEEK)
+        except (OSError, gevent.Timeout):
+            return False
+        if not data:
+            return False
+        try:
+            found = parse_proxy_header(data)
+        except ValueError:
+            return False
+        if found is not None:
+            address, _port, length = found
+            sock.recv(length)
+            if address:
+                counters.client_addresses.add(address)
+            return True
+        gevent.sleep(0.001)  # the rest of the header is on its way
+    return False
 
 
 class Recorder:
@@ -189,6 +217,8 @@ class Sink:
         transport: SocketTransport | TlsTransport = SocketTransport(raw)
         try:
             _no_delay(raw)
+            if self.config.proxy_protocol and not _read_proxy_header(raw, counters):
+                return
             if self.config.smtps:
                 layer = self._start_tls(transport)
                 if layer is None:

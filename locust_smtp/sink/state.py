@@ -23,8 +23,12 @@ EXTENSIONS = (
     "CHUNKING",
     "SMTPUTF8",
     "DSN",
+    "XCLIENT",
+    "XFORWARD",
     "ENHANCEDSTATUSCODES",
 )
+#: what follows the keyword in the EHLO reply
+EXTENSION_PARAMETERS = {"XCLIENT": b" ADDR NAME HELO PROTO", "XFORWARD": b" ADDR NAME HELO PROTO"}
 #: MAIL and RCPT parameters, and the extension each needs
 PARAMETERS = {
     b"SIZE": "SIZE",
@@ -46,6 +50,8 @@ COMMANDS = {
     "rcpt",
     "data",
     "bdat",
+    "xclient",
+    "xforward",
     ".",
     "rset",
     "noop",
@@ -123,6 +129,8 @@ class SinkConfig:
     """user -> password: offer AUTH PLAIN, LOGIN and CRAM-MD5 and check against these."""
     hidden: frozenset[str] = frozenset()
     """Extensions not offered (and their commands and parameters refused)."""
+    proxy_protocol: bool = False
+    """Each connection starts with a PROXY protocol header (v1 or v2), as behind HAProxy."""
 
     def offers(self, extension: str) -> bool:
         return extension not in self.hidden
@@ -147,6 +155,9 @@ class Counters:
     auth: int | None = None
     """Successful AUTH exchanges (None: AUTH not configured, not printed)."""
     auth_failed: int = 0
+    client_addresses: set[str] = field(default_factory=set)
+    """Client addresses named by XCLIENT, XFORWARD or a PROXY header (printed as
+    ``clients N`` when there are any)."""
 
     def line(self) -> str:
         line = (
@@ -157,6 +168,8 @@ class Counters:
             line += f" tls {self.tls} resumed {self.tls_resumed} tls_failed {self.tls_failed}"
         if self.auth is not None:
             line += f" auth {self.auth} auth_failed {self.auth_failed}"
+        if self.client_addresses:
+            line += f" clients {len(self.client_addresses)}"
         return line
 
 
@@ -280,6 +293,28 @@ class Session:
                 return b"552 5.3.4 Message size exceeds fixed limit\r\n"
         return b""
 
+    def _client_identity(self, name: str, line: bytes) -> bytes:
+        """XCLIENT (a new session as the named client: the greeting again) or XFORWARD
+        (250); their ADDR is counted."""
+        keyword = name.upper()
+        if not self.config.offers(keyword):
+            return b"502 5.5.1 Error: command not implemented\r\n"
+        if self.has_mail:
+            return b"503 5.5.1 Error: MAIL transaction in progress\r\n"
+        attributes = dict(word.split(b"=", 1) for word in line.split()[1:] if b"=" in word)
+        if not attributes:
+            return b"501 5.5.4 Syntax: " + keyword.encode() + b" attribute=value...\r\n"
+        address = attributes.get(b"ADDR")
+        if address:
+            text = address.decode("ascii", "replace")
+            self.counters.client_addresses.add(text[5:] if text.startswith("IPV6:") else text)
+        if name == "xforward":
+            return b"250 2.0.0 Ok\r\n"
+        self.has_mail = False
+        self.recipients = 0
+        self.authenticated = False
+        return b"220 " + self.config.hostname.encode() + b" ESMTP locust-smtp-sink\r\n"
+
     def _bdat(self, line: bytes) -> bytes:
         """``BDAT n [LAST]`` (RFC 3030): the n bytes that follow are read whatever happens
         (the reply comes after them); refused if CHUNKING is hidden or no RCPT came."""
@@ -347,6 +382,8 @@ class Session:
             b"STAR": "starttls",
             b"AUTH": "auth",
             b"BDAT": "bdat",
+            b"XCLI": "xclient",
+            b"XFOR": "xforward",
         }.get(verb)
         if name == "starttls" and line.upper() != b"STARTTLS":
             name = None
@@ -366,6 +403,8 @@ class Session:
             return self._auth_start(line)
         if name == "bdat":
             return self._bdat(line)
+        if name in ("xclient", "xforward"):
+            return self._client_identity(name, line)
         if name == "mail":
             refused = self._parameters(line, b"MAIL")
             if refused:
@@ -403,7 +442,8 @@ class Session:
                     if extension == "SIZE":
                         lines.append(b"250-SIZE %d" % SIZE_LIMIT)
                     else:
-                        lines.append(b"250-" + extension.encode())
+                        tail = EXTENSION_PARAMETERS.get(extension, b"")
+                        lines.append(b"250-" + extension.encode() + tail)
             if starttls:
                 lines.append(b"250-STARTTLS")
             if auth:

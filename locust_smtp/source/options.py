@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..protocol._auth import MECHANISMS
 from ..protocol.address import address_literal_problem, hostname_problem
+from ..protocol.client_identity import AddressPool
 from ..protocol.mail_options import MailOptions
 
 PROGRAM = "locust-smtp"
@@ -61,6 +62,11 @@ LONG_OPTIONS = [
     "dsn-ret=",
     "dsn-envid=",
     "dsn-orcpt",
+    "xclient",
+    "xforward",
+    "proxy-protocol=",
+    "client-addresses=",
+    "address-per-connection",
     "help",
 ]
 #: long options of the ESMTP extensions -> (SourceConfig field, value); each implies EHLO
@@ -148,6 +154,12 @@ ESMTP (each implies --ehlo):
   --smtputf8          SMTPUTF8 on MAIL (UTF-8 addresses and headers)
   --dsn-notify LIST   NOTIFY= on each RCPT: NEVER, or SUCCESS,FAILURE,DELAY
   --dsn-ret FULL|HDRS, --dsn-envid ID, --dsn-orcpt   DSN's RET=, ENVID=, ORCPT=
+Client identity (one machine as many clients):
+  --xclient           XCLIENT ADDR=... after EHLO (Postfix), then EHLO again
+  --xforward          XFORWARD ADDR=... before each MAIL (Postfix)
+  --proxy-protocol 1|2  a PROXY protocol header before the first byte (HAProxy's)
+  --client-addresses CIDR  where the addresses come from (198.18.0.0/15)
+  --address-per-connection  a new address for each connection (default: per session)
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
@@ -189,6 +201,9 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-dsn-ret": "--dsn-ret",
     "--smtp-dsn-envid": "--dsn-envid",
     "--smtp-dsn-orcpt": "--dsn-orcpt",
+    "--smtp-client-identity": "--xclient, --xforward or --proxy-protocol",
+    "--smtp-client-addresses": "--client-addresses",
+    "--smtp-client-address-per": "--address-per-connection",
 }
 _ATOI = re.compile(r"\s*([+-]?\d+)")
 
@@ -282,6 +297,9 @@ class SourceConfig:
     dsn_ret: str | None = None
     dsn_envid: str | None = None
     dsn_orcpt: bool = False
+    client_identity: str | None = None
+    client_addresses: str = "198.18.0.0/15"
+    client_address_per: str = "user"
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -433,6 +451,21 @@ def parse_args(argv: list[str]) -> SourceConfig:
         elif opt in ESMTP_VALUE_OPTIONS:
             setattr(config, ESMTP_VALUE_OPTIONS[opt], _no_line_breaks(value, opt[2:]))
             config.ehlo = True
+        elif opt in ("--xclient", "--xforward"):
+            config.client_identity = opt[2:]
+            config.ehlo = True
+        elif opt == "--proxy-protocol":
+            if value not in ("1", "2"):
+                raise UsageError(f"fatal: bad PROXY protocol version: {value} (1 or 2)")
+            config.client_identity = f"proxy-v{value}"
+        elif opt == "--client-addresses":
+            try:
+                AddressPool.parse(value)
+            except ValueError as exc:
+                raise UsageError(f"fatal: bad {exc}") from None
+            config.client_addresses = value
+        elif opt == "--address-per-connection":
+            config.client_address_per = "connection"
         elif opt == "--bdat-chunk-size":
             config.bdat_chunk_size = _positive(value, "BDAT chunk size")
         elif opt == "--help":
@@ -474,6 +507,8 @@ def parse_args(argv: list[str]) -> SourceConfig:
     return config
 
 
+#: SourceConfig fields that are SmtpUser's client identity settings too (same names)
+IDENTITY_SETTINGS = ("client_identity", "client_addresses", "client_address_per")
 #: SourceConfig fields that are SmtpUser's ESMTP settings too (same names)
 MAIL_SETTINGS = (
     "pipelining",

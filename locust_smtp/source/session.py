@@ -48,7 +48,7 @@ from ..protocol.address import ServerAddress
 from ..protocol.codes import CLOSING_CODES
 from ..protocol.mail_options import PLAIN_PLAN
 from ..protocol.session import Command, Transaction
-from .options import MAIL_SETTINGS, PROGRAM, SourceConfig, printable
+from .options import IDENTITY_SETTINGS, MAIL_SETTINGS, PROGRAM, SourceConfig, printable
 
 IMPLICIT_TLS_PORTS = (465,)
 """Ports where a server waits for the client's TLS hello instead of greeting (SMTPS)."""
@@ -178,8 +178,9 @@ class SourceUser(SmtpUser):
         self.recipients_per_message = config.recipients_per_message
         self.request_events = config.request_events
         self.starttls = config.starttls
-        for name in _TLS_SETTINGS + MAIL_SETTINGS:
+        for name in _TLS_SETTINGS + MAIL_SETTINGS + IDENTITY_SETTINGS:
             setattr(self, name, getattr(config, name))
+        self._address = ""
         super().__init__(environment)
         self.connect_attempts_left = config.connect_count
         self.next_number: int | None = None
@@ -335,6 +336,9 @@ class SourceUser(SmtpUser):
                     if reply.code in CLOSING_CODES:
                         client.close()
                         return error
+                refused = self._source_identity()
+                if refused is not None:
+                    return refused
                 if config.starttls != "no":
                     refused = self._source_starttls(hello)
                     if refused is not None:
@@ -355,6 +359,17 @@ class SourceUser(SmtpUser):
             return stages.LHLO
         ehlo = config.ehlo or config.starttls != "no" or config.auth_mechanism
         return stages.EHLO if ehlo else stages.HELO
+
+    def _source_identity(self) -> ReplyError | None:
+        """XCLIENT (--xclient), or the check that XFORWARD is offered (--xforward)."""
+        failure = self._say_who(self._address)
+        if failure is None:
+            return None
+        if isinstance(failure, ReplyError):
+            error = self._reject(failure.stage, failure.reply)  # fatal unless -A
+            self.client.close()
+            return error
+        raise SourceFatal(str(failure))
 
     def _source_auth(self) -> ReplyError | None:
         """AUTH (--auth): refused credentials are a rejection (fatal, or a warning with
@@ -409,6 +424,8 @@ class SourceUser(SmtpUser):
     def _connect(self) -> None:
         if self._reconnect_wait:  # --keep-going, after a failure: back off
             gevent.sleep(self._reconnect_wait)
+        self._address = self._next_client_address()
+        self.client.proxy_header = self._proxy_header(self._address)
         while True:
             try:
                 self.client.open()
@@ -441,6 +458,13 @@ class SourceUser(SmtpUser):
                 numbered_recipient(self.envelope_recipient, left, numbers)
                 for left in range(config.recipients_per_message, 0, -1)
             )
+        if config.client_identity == "xforward":
+            reply = client.xforward(self._address, self.my_hostname)
+            if not reply.positive:
+                error = self._reject(stages.XFORWARD, reply)
+                if client.session.closing:
+                    client.close()
+                return error
         plan = self._plan
         if plan is PLAIN_PLAN:
             transaction = client.transaction(
