@@ -8,6 +8,8 @@ Cases (each run --runs times, medians printed):
   (a)  smtp-source -s 20 -d -m 50000                        reference, connections kept
   (b)  Locust headless, SmtpUser x20, reuse, 50000 messages
   (b') locust-smtp -s 20 -d -m 50000                         the same through our command
+  (d)  locust-smtp -s 20 -d --pipelining -m 50000            EHLO, MAIL+RCPT+DATA in one write
+  (d') Locust headless, SmtpUser x20, reuse, EHLO (PIPELINING when offered)
   (c)  smtp-source -s 20 -m 20000                            reference, a connection per message
   (c') Locust headless, SmtpUser x20, no reuse, 20000 messages
   (c") locust-smtp -s 20 -m 20000
@@ -111,6 +113,22 @@ def cases(port: int, big: int, small: int) -> list[tuple[str, str, int, list[str
         ),
     ]
     rows.append(("b'", "locust-smtp -s 20 -d", big, [*cli, "-s", "20", "-d", "-m", str(big), host]))
+    rows.append(
+        (
+            "d",
+            "locust-smtp -s 20 -d --pipelining",
+            big,
+            [*cli, "-s", "20", "-d", "--pipelining", "-m", str(big), host],
+        )
+    )
+    rows.append(
+        (
+            "d'",
+            "Locust SmtpUser x20, reuse, EHLO+PIPELINING",
+            big,
+            [*locust, "--smtp-messages", str(big), "--smtp-reuse", "--smtp-hello-command", "EHLO"],
+        )
+    )
     rows += [
         (
             "c",
@@ -196,7 +214,7 @@ def main() -> int:
         sink.terminate()
         sink.wait()
 
-    ref = {"b": "a", "b'": "a", "c'": "c", 'c"': "c"}
+    ref = {"b": "a", "b'": "a", "d": "a", "d'": "a", "c'": "c", 'c"': "c"}
     print(f"sink: {args.sink}; runs: {args.runs}; machine: {os.cpu_count()} CPUs")
     print(f"{'case':5} {'command':34} {'messages':>9} {'msg/s':>9} {'CPU s/1k':>9} {'ratio':>6}")
     for key, (label, count, rates, cpus) in results.items():
