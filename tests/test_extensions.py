@@ -14,7 +14,7 @@ from servers import LOCUST_SMTP, our_sink, read_line, scripted_server
 from locust_smtp import SmtpClient, data_payload
 from locust_smtp.protocol import stages
 from locust_smtp.protocol._content import message_size
-from locust_smtp.protocol._errors import NotOffered
+from locust_smtp.protocol._errors import NotOffered, TransientReplyError
 from locust_smtp.protocol._extensions import Extensions
 from locust_smtp.protocol._replies import Reply
 from locust_smtp.protocol._writers import BdatWriter
@@ -314,3 +314,53 @@ def test_the_sink_refuses_what_it_hides(tmp_path: Path) -> None:
         timeout=30,
     )
     assert bad.returncode == 1 and "unknown extension NOPE" in bad.stderr
+
+
+def test_every_rcpt_refused_in_a_group_sends_no_content() -> None:
+    """RFC 2920 §3.1: DATA got 354 although no RCPT was accepted: a lone "." ends it."""
+    after_354: list[bytes] = []
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(EHLO)
+        for _ in range(3):  # MAIL, RCPT, DATA
+            read_line(sock, buf)
+        sock.sendall(b"250 ok\r\n550 5.1.1 no\r\n354 go\r\n")
+        after_354.append(read_line(sock, buf))
+        sock.sendall(b"554 5.5.1 no valid recipients\r\n")
+        read_line(sock, buf)
+
+    with scripted_server(server) as address:
+        client = SmtpClient(address, timeout=10)
+        client.connect()
+        client.ehlo("me")
+        transaction = client.transaction("a@x", ["b@y"], data_payload(MESSAGE), pipelining=True)
+        client.close()
+    assert after_354 == [b".\r\n"]
+    assert not transaction.delivered and transaction.failed is not None
+    assert transaction.failed.stage == stages.RCPT
+
+
+def test_a_421_in_the_middle_of_a_group_ends_it_without_waiting() -> None:
+    """The server closes after MAIL's 421: the replies still owed never come; the
+    transaction ends at once, undelivered, and the client hangs up (no timeout)."""
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(EHLO)
+        read_line(sock, buf)
+        sock.sendall(b"421 4.3.2 shutting down\r\n")
+        sock.recv(65536)  # the client goes away: nothing more to say
+
+    with scripted_server(server) as address:
+        client = SmtpClient(address, timeout=30)
+        client.connect()
+        client.ehlo("me")
+        with pytest.raises(TransientReplyError) as info:
+            client.send_mail("a@x", ["b@y", "c@y"], data_payload(MESSAGE), pipelining=True)
+    assert repr(info.value) == "TransientReplyError('MAIL', 421, '4.3.2')"
+    assert not client.connected
