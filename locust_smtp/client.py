@@ -352,6 +352,11 @@ class SmtpClient:
         return pending[0].stage if pending else stages.MESSAGE
 
     def _trace_out(self, data: bytes, stage: str) -> None:
+        transaction = self.session.transaction
+        if transaction is not None and transaction.writer.chunked and not transaction.ended:
+            for line in _command_lines(data):  # BDAT: the commands, not the chunks
+                self.trace(line.decode("utf-8", "surrogateescape"))  # type: ignore[misc]
+            return
         if stage is _END_OF_DATA:
             self.trace(".")  # type: ignore[misc]
             return
@@ -487,7 +492,8 @@ class SmtpClient:
                         calling = False
                 if event is target or event.done is not None:
                     return event
-                data = b"" if target is not None else session.data_to_send()
+                # (replies still owed in a pipelined group: nothing to write yet)
+                data = b"" if target is not None or pending else session.data_to_send()
         except RemoteProtocolError:
             if calling:
                 self._stop()
@@ -683,3 +689,22 @@ class SmtpClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _command_lines(data: bytes) -> list[bytes]:
+    """The command lines of a write that may hold BDAT chunks: each ``BDAT n`` line,
+    without the n bytes of content after it."""
+    lines = []
+    at = 0
+    while at < len(data):
+        end = data.find(b"\r\n", at)
+        if end < 0:
+            break
+        line = data[at:end]
+        lines.append(line)
+        at = end + 2
+        if line[:5].upper() == b"BDAT ":
+            words = line.split()
+            if len(words) > 1 and words[1].isdigit():
+                at += int(words[1])
+    return lines

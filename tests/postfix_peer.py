@@ -6,6 +6,15 @@ Nothing outside that directory is read or written (``postfix -c DIR/etc``,
 ``base_dir``). Needs root, Postfix and dovecot-core. Mail is discarded; AUTH is
 PLAIN and LOGIN for one user. ``smtpd_tls_auth_only = yes``: AUTH is offered only
 after STARTTLS (or on the SMTPS port).
+
+Client identity: XCLIENT and XFORWARD are authorized for 127.0.0.0/8, a third smtpd
+(``proxy``) expects a PROXY protocol (v1 or v2) header first
+(``smtpd_upstream_proxy_protocol = haproxy``), and the addresses those name
+(198.18.0.0/15, 2001:db8::/32, the command's defaults and the documentation's) are in
+``mynetworks``, so their mail is relayed (and discarded) like loopback's. The maillog
+names each client: ``connect from unknown[198.18.0.1]``, ``client=unknown[...]``.
+``inet_protocols = all`` (listening on 127.0.0.1 only): with ``ipv4``, Postfix refuses
+IPv6 addresses in XCLIENT (``501 5.5.4 Bad ADDR syntax``).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dovecot_peer import stop_master
 from servers import free_port
 
 from locust_smtp.sink.certificate import self_signed
@@ -34,6 +44,8 @@ class Peer:
     """host:port of smtpd (STARTTLS, AUTH after it)."""
     smtps: str
     """host:port of the implicit-TLS smtpd."""
+    proxy: str
+    """host:port of the smtpd behind a PROXY protocol header (v1 or v2, as HAProxy's)."""
     cert: Path
     """Its self-signed certificate (CN localhost, 127.0.0.1), for clients to trust."""
     log: Path
@@ -88,7 +100,7 @@ def postfix_peer() -> Iterator[Peer]:
     cert.write_bytes(cert_pem)
     key.write_bytes(key_pem)
     key.chmod(0o600)
-    port, sport = free_port(), free_port()
+    port, sport, pport = free_port(), free_port(), free_port()
     passwd = folder / "dovecot" / "passwd"
     passwd.write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
     shutil.chown(passwd, "root", "dovecot")
@@ -133,8 +145,11 @@ mydomain = localhost
 mydestination =
 relay_domains =
 inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+inet_protocols = all
+mynetworks = 127.0.0.0/8 198.18.0.0/15 [2001:db8::]/32
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_authorized_xforward_hosts = 127.0.0.0/8
+smtputf8_enable = yes
 alias_maps =
 alias_database =
 local_recipient_maps =
@@ -158,6 +173,9 @@ smtpd_tls_auth_only = yes
 127.0.0.1:{sport} inet n - n - - smtpd
   -o smtpd_tls_wrappermode=yes
   -o smtpd_tls_security_level=encrypt
+127.0.0.1:{pport} inet n - n - - smtpd
+  -o syslog_name=postfix/proxy
+  -o smtpd_upstream_proxy_protocol=haproxy
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -193,10 +211,14 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         )
         if started.returncode != 0:
             raise RuntimeError(f"postfix start: {started.stdout} {started.stderr}")
-        _wait(lambda: _listening(port) and _listening(sport), "postfix does not listen")
-        yield Peer(f"127.0.0.1:{port}", f"127.0.0.1:{sport}", cert, log / "maillog")
+        _wait(
+            lambda: _listening(port) and _listening(sport) and _listening(pport),
+            "postfix does not listen",
+        )
+        yield Peer(
+            f"127.0.0.1:{port}", f"127.0.0.1:{sport}", f"127.0.0.1:{pport}", cert, log / "maillog"
+        )
     finally:
         subprocess.run([*postfix, "stop"], capture_output=True, timeout=60)
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(dovecot_pid.read_text().split()[0]), 15)
+        stop_master(dovecot_pid)  # before removing its state_dir, which it writes on exit
         shutil.rmtree(folder, ignore_errors=True)

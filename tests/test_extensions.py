@@ -364,3 +364,22 @@ def test_a_421_in_the_middle_of_a_group_ends_it_without_waiting() -> None:
             client.send_mail("a@x", ["b@y", "c@y"], data_payload(MESSAGE), pipelining=True)
     assert repr(info.value) == "TransientReplyError('MAIL', 421, '4.3.2')"
     assert not client.connected
+
+
+@pytest.mark.parametrize("pipelining", [(), ("--pipelining",)])
+def test_the_trace_shows_bdat_commands_not_their_chunks(pipelining: tuple[str, ...]) -> None:
+    with our_sink() as sink:
+        proc = _command("-v", "--bdat", "--bdat-chunk-size", "100", "-l", "250", "-m", "1",
+                        *pipelining, sink.address)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    sent = [line.split(": ", 1)[1] for line in proc.stderr.splitlines()
+            if line.startswith("locust-smtp: ") and "<<<" not in line]  # fmt: skip
+    assert sent[1:3] == ["MAIL FROM:<" + sent[1][11:], "RCPT TO:<" + sent[2][9:]]
+    assert [line for line in sent if line.startswith("BDAT")] == [
+        "BDAT 100",
+        "BDAT 100",
+        "BDAT 100",
+        sent[6],
+    ]
+    assert sent[6].endswith(" LAST") and sent[7] == "QUIT"
+    assert not [line for line in sent if "XXXX" in line or line == "."]

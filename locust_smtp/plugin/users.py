@@ -784,10 +784,11 @@ class SmtpUser(User):
         if plan is not PLAIN_PLAN:
             if plan.writer.chunked:
                 payload = unstuffed(payload)
-                size = len(payload)
+            if plan.size:
+                size = len(payload) if plan.writer.chunked else message_size(payload)
+                mail_params = plan.mail_params_for(size)
             else:
-                size = message_size(payload)
-            mail_params = plan.mail_params_for(size)
+                mail_params = plan.mail_params
         try:
             if self.client_identity == "xforward":
                 reply = client.xforward(self._client_address, self.my_hostname)

@@ -37,6 +37,9 @@ the first ones a run sees (constant replies such as ``250 2.1.5 Ok``, read again
 again, are then one dict lookup; replies carrying a queue id miss, once the table is
 full they are not added)."""
 _SEEN: dict[bytes, Reply] = {}
+_SEEN_GROUPS: dict[bytes, tuple[Reply, ...]] = {}
+"""The same for reads holding several whole one-line replies, as the answers to a
+pipelined group come (``250 2.1.0 Ok`` ``250 2.1.5 Ok`` ``354 ...`` in one read)."""
 
 
 @dataclass(slots=True)
@@ -111,7 +114,16 @@ class ReplyReader:
     Reply(code=250, text='mx.example\\nPIPELINING', lines=('250-mx.example', '250 PIPELINING'))
     """
 
-    __slots__ = ("_buffer", "_eof", "_kept", "_lines", "_texts", "_truncated", "in_reply")
+    __slots__ = (
+        "_buffer",
+        "_eof",
+        "_kept",
+        "_lines",
+        "_queued",
+        "_texts",
+        "_truncated",
+        "in_reply",
+    )
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -120,6 +132,7 @@ class ReplyReader:
         self._truncated: bytes | None = None  # kept head of an over-long line
         self._eof = False
         self._kept = 0  # characters of text kept for the reply being read
+        self._queued: list[Reply] = []  # whole replies of a read, parsed, not returned yet
         self.in_reply = False
         """True when part of a reply has been received but not returned yet (a plain
         attribute, kept up to date, as every reply of every message reads it)."""
@@ -143,6 +156,11 @@ class ReplyReader:
             reply = _SEEN.get(data)
             if reply is not None:  # a server says "250 2.1.0 Ok" again and again
                 return reply
+            group = _SEEN_GROUPS.get(data)
+            if group is not None:  # ... and answers each pipelined group the same way
+                self._queued = list(group[1:])
+                self.in_reply = True
+                return group[0]
             end = data.find(b"\n")
             if 0 <= end <= LINE_LIMIT and end == len(data) - 1:
                 line = data[:end].rstrip(b"\r").translate(_SANITIZE)
@@ -159,8 +177,22 @@ class ReplyReader:
                     if len(_SEEN) < SEEN_LIMIT:
                         _SEEN[data] = reply
                     return reply
+        fresh = not self.in_reply  # (else the bytes before these are part of the replies)
         self.feed(data)
-        return self.next_reply()
+        if not fresh or len(_SEEN_GROUPS) >= SEEN_LIMIT or not data.endswith(b"\n"):
+            return self.next_reply()
+        replies: list[Reply] = []  # several whole replies? parse them all; remember one-liners
+        while (parsed := self.next_reply()) is not None:
+            replies.append(parsed)
+            if not self.in_reply:
+                break
+        if not replies:
+            return None
+        if not self.in_reply and len(replies) > 1 and len(replies) == data.count(b"\n"):
+            _SEEN_GROUPS[data] = tuple(replies)
+        self._queued = replies[1:]
+        self.in_reply = bool(self._queued) or self.in_reply
+        return replies[0]
 
     def feed_eof(self) -> None:
         """Note that the peer closed; a partial reply then makes :meth:`next_reply` raise."""
@@ -190,6 +222,11 @@ class ReplyReader:
         Raises :class:`RemoteProtocolError` when the peer closed in the middle of
         a reply (a line cut off without its LF, or a missing last line).
         """
+        queued = self._queued
+        if queued:
+            reply = queued.pop(0)
+            self.in_reply = bool(queued or self._buffer or self._truncated is not None)
+            return reply
         while True:
             line = self._next_line()
             if line is None:

@@ -482,7 +482,9 @@ class SourceUser(SmtpUser):
                 recipients,
                 payload,
                 mail_params=plan.mail_params_for(
-                    len(payload) if plan.writer.chunked else message_size(payload)
+                    (len(payload) if plan.writer.chunked else message_size(payload))
+                    if plan.size
+                    else 0
                 ),
                 rcpt_params=plan.rcpt_params,
                 writer=plan.writer,
