@@ -383,3 +383,25 @@ def test_the_trace_shows_bdat_commands_not_their_chunks(pipelining: tuple[str, .
     ]
     assert sent[6].endswith(" LAST") and sent[7] == "QUIT"
     assert not [line for line in sent if "XXXX" in line or line == "."]
+
+
+def test_binarymime_content_goes_as_it_is(tmp_path: Path) -> None:
+    """BODY=BINARYMIME over BDAT: bare LFs, NULs, lines starting with a dot, no final
+    CRLF: the sink receives exactly those bytes (no stuffing, no "." line)."""
+    record = tmp_path / "record"
+    content = b"Content-Type: application/octet-stream\r\n\r\n\x00\x01\n.\r\n..\xff"
+    options = MailOptions(chunking="on", body="BINARYMIME").check()
+    with our_sink(record=record) as sink:
+        client = SmtpClient(sink.address)
+        client.connect()
+        client.ehlo("me")
+        plan = options.plan(client.session.extensions)
+        transaction = client.transaction(
+            "a@x", ["b@y"], content, mail_params=plan.mail_params, writer=plan.writer
+        )
+        client.quit()
+    assert transaction.delivered
+    sent = (record / "000001.client").read_bytes()
+    assert b"MAIL FROM:<a@x> BODY=BINARYMIME\r\n" in sent
+    assert b"BDAT %d LAST\r\n" % len(content) + content + b"QUIT\r\n" in sent
+    assert sink.counts["messages"] == 1
