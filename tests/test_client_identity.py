@@ -138,3 +138,34 @@ def test_a_user_with_xclient_from_an_ipv6_pool() -> None:
     rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
     assert rows["XCLIENT"] == (5, 0) and rows["EHLO"] == (10, 0)
     assert (sink.counts["messages"], sink.counts["clients"]) == (5, 5)
+
+
+def test_the_sink_takes_long_and_refuses_broken_proxy_headers() -> None:
+    """A v2 header with 300 bytes of TLVs is read whole; a v2 header whose address block
+    is too short, and a v1 line that is no header, are refused (the connection closed,
+    the sink going on); a LOCAL header names no client."""
+    import socket
+    import struct
+
+    from locust_smtp.protocol.client_identity import PROXY_V2_SIGNATURE
+
+    def greeting(header: bytes) -> bytes:
+        with socket.create_connection(sink_address, timeout=10) as s:
+            s.sendall(header)
+            return s.recv(100)
+
+    long_v2 = proxy_header(2, "198.18.0.9", 1, "127.0.0.1", 25)
+    long_v2 = long_v2[:14] + struct.pack("!H", 12 + 300) + long_v2[16:] + b"\x00" * 300
+    short_v2 = PROXY_V2_SIGNATURE + b"\x21\x11\x00\x04" + b"\x01\x02\x03\x04"
+    local_v2 = PROXY_V2_SIGNATURE + b"\x20\x00\x00\x00"
+    with our_sink("--proxy-protocol") as sink:
+        host, port = sink.address.rsplit(":", 1)
+        sink_address = (host, int(port))
+        assert greeting(long_v2).startswith(b"220 ")
+        assert greeting(short_v2) == b""
+        assert greeting(b"EHLO me\r\n") == b""
+        assert greeting(local_v2).startswith(b"220 ")
+        assert greeting(proxy_header(1, "198.18.0.10", 1, "127.0.0.1", 25)).startswith(b"220 ")
+    assert sink.counts["clients"] == 2  # .9 and .10; LOCAL names none
+    with pytest.raises(ValueError):
+        parse_proxy_header(short_v2)

@@ -405,3 +405,56 @@ def test_binarymime_content_goes_as_it_is(tmp_path: Path) -> None:
     assert b"MAIL FROM:<a@x> BODY=BINARYMIME\r\n" in sent
     assert b"BDAT %d LAST\r\n" % len(content) + content + b"QUIT\r\n" in sent
     assert sink.counts["messages"] == 1
+
+
+@pytest.mark.parametrize("lmtp", [(), ("-L",)])
+@pytest.mark.parametrize("pipelining", [(), ("--pipelining",)])
+def test_a_refused_bdat_chunk_fails_the_message_at_once(
+    lmtp: tuple[str, ...], pipelining: tuple[str, ...]
+) -> None:
+    """The sink refuses the first chunk of each message: the rest is read and refused,
+    the last chunk gets one reply (LMTP too), -A goes on, nothing waits for a timeout."""
+    with our_sink(*lmtp, "-r", "bdat", "--fault-every", "1") as sink:
+        proc = _command(*lmtp, *pipelining, "--bdat", "--bdat-chunk-size", "100", "-l", "300",
+                        "-r", "2", "-A", "-m", "3", "--timeout", "20", sink.address)  # fmt: skip
+        fatal = _command(*lmtp, *pipelining, "--bdat", "--bdat-chunk-size", "100", "-l", "300",
+                         "-m", "1", "--timeout", "20", sink.address)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "chunk rejected: 450 4.3.0" in proc.stderr
+    assert "0 accepted" in proc.stderr and "timeout" not in proc.stderr
+    assert " 502 " not in proc.stderr  # the chunks' bytes were never taken for commands
+    assert fatal.returncode == 1 and "fatal: chunk rejected: 450 4.3.0" in fatal.stderr
+    assert sink.counts["messages"] == 0
+
+
+def test_a_user_whose_xforward_is_refused_counts_each_message() -> None:
+    from locust.env import Environment
+
+    from locust_smtp import SmtpUser
+    from locust_smtp.plugin.options import install_pool
+    from locust_smtp.plugin.recorder import recorder_of
+
+    for fault in ("-r", "-Q"):
+        with our_sink(fault, "xforward", "--fault-every", "2") as sink:
+
+            class Forwarder(SmtpUser):
+                host = sink.address
+                client_identity = "xforward"
+                reuse_connection = True
+
+            environment = Environment(user_classes=[Forwarder])
+            runner = environment.create_local_runner()
+            install_pool(environment, 6)
+            runner.start(1, spawn_rate=1)
+            runner.spawning_greenlet.join(30)
+            runner.user_greenlets.join(timeout=30)
+            runner.quit()
+            recorder_of(environment).flush()
+        rows = {
+            n: (e.num_requests, e.num_failures) for (n, _), e in environment.stats.entries.items()
+        }
+        assert rows["message"] == (6, 3), (fault, rows)
+        assert rows["XFORWARD"][1] == 3
+        errors = [repr(e.error) for e in environment.stats.errors.values()]
+        assert not [e for e in errors if "ConnectionLost" in e], errors
+        assert sink.counts["messages"] == 3

@@ -789,11 +789,9 @@ class SmtpUser(User):
                 mail_params = plan.mail_params_for(size)
             else:
                 mail_params = plan.mail_params
+        if self.client_identity == "xforward" and not self._xforward():
+            return None
         try:
-            if self.client_identity == "xforward":
-                reply = client.xforward(self._client_address, self.my_hostname)
-                if not reply.positive:
-                    raise client.rejection(stages.XFORWARD, reply)
             if plan is PLAIN_PLAN:
                 result = client.send_mail(sender, recipients, payload)
             else:
@@ -821,6 +819,29 @@ class SmtpUser(User):
         if not self.reuse_connection:
             self.end_session()
         return result
+
+    def _xforward(self) -> bool:
+        """XFORWARD before a transaction; on failure the ``message`` is reported failed
+        (it was attempted) and False returned."""
+        client = self.client
+        start, t0 = time.time(), time.perf_counter()
+        failure: SmtpError | None = None
+        try:
+            reply = client.xforward(self._client_address, self.my_hostname)
+            if not reply.positive:
+                failure = client.rejection(stages.XFORWARD, reply)
+                if client.session.closing:
+                    client.close()
+        except SmtpError as exc:
+            failure = exc
+            client.close()
+        if failure is None:
+            return True
+        self._after_failure(failure)
+        self._on_stage(stages.MESSAGE, start, (time.perf_counter() - t0) * 1000.0, 0, None, failure)
+        if not self.reuse_connection:
+            self.end_session()
+        return False
 
     def _reset(self) -> None:
         try:

@@ -40,6 +40,7 @@ _SEEN: dict[bytes, Reply] = {}
 _SEEN_GROUPS: dict[bytes, tuple[Reply, ...]] = {}
 """The same for reads holding several whole one-line replies, as the answers to a
 pipelined group come (``250 2.1.0 Ok`` ``250 2.1.5 Ok`` ``354 ...`` in one read)."""
+_GROUPS_SEEN_ONCE: set[bytes] = set()
 
 
 @dataclass(slots=True)
@@ -189,7 +190,13 @@ class ReplyReader:
         if not replies:
             return None
         if not self.in_reply and len(replies) > 1 and len(replies) == data.count(b"\n"):
-            _SEEN_GROUPS[data] = tuple(replies)
+            # remembered the second time it is seen: groups carrying a queue id never are
+            if data in _GROUPS_SEEN_ONCE:
+                _SEEN_GROUPS[data] = tuple(replies)
+            elif len(_GROUPS_SEEN_ONCE) < 4 * SEEN_LIMIT:
+                _GROUPS_SEEN_ONCE.add(data)
+            else:
+                _GROUPS_SEEN_ONCE.clear()
         self._queued = replies[1:]
         self.in_reply = bool(self._queued) or self.in_reply
         return replies[0]
@@ -225,7 +232,9 @@ class ReplyReader:
         queued = self._queued
         if queued:
             reply = queued.pop(0)
-            self.in_reply = bool(queued or self._buffer or self._truncated is not None)
+            self.in_reply = bool(
+                queued or self._buffer or self._lines or self._truncated is not None
+            )
             return reply
         while True:
             line = self._next_line()

@@ -109,23 +109,22 @@ def parse_proxy_header(data: bytes) -> tuple[str, int, int] | None:
     if data.startswith(PROXY_V2_SIGNATURE[: len(data)]) and len(data) < 16:
         return None
     if data.startswith(PROXY_V2_SIGNATURE):
-        _version, family, length = struct.unpack("!BBH", data[12:16])
+        command, family, length = struct.unpack("!BBH", data[12:16])
         if len(data) < 16 + length:
             return None
         body = data[16 : 16 + length]
-        if family == 0x11:
-            return (
-                str(ipaddress.IPv4Address(body[:4])),
-                struct.unpack("!H", body[8:10])[0],
-                (16 + length),
-            )
-        if family == 0x21:
-            return (
-                str(ipaddress.IPv6Address(body[:16])),
-                struct.unpack("!H", body[32:34])[0],
-                (16 + length),
-            )
-        return "", 0, 16 + length  # LOCAL or UNSPEC: no address
+        end = 16 + length
+        if command >> 4 != 2:
+            raise ValueError("PROXY v2 header of another version")
+        if command & 0x0F == 0:  # LOCAL: the proxy's own connection, no client
+            return "", 0, end
+        if family == 0x11 and length >= 12:
+            return str(ipaddress.IPv4Address(body[:4])), struct.unpack("!H", body[8:10])[0], end
+        if family == 0x21 and length >= 36:
+            return str(ipaddress.IPv6Address(body[:16])), struct.unpack("!H", body[32:34])[0], end
+        if family in (0x11, 0x21):
+            raise ValueError("PROXY v2 address block too short")
+        return "", 0, end  # UNSPEC or another family: no address
     if b"PROXY ".startswith(data[:6]) and b"\n" not in data:
         if len(data) > 107:
             raise ValueError("PROXY v1 header too long")

@@ -499,7 +499,10 @@ class Session:
         expect = command.expect
         ok = command.ok = (code == expect) if expect else (200 <= code < 300)
         if command.owed < 0:  # pipelined LMTP BDAT LAST: the RCPT replies are all in
-            command.owed = max(len(self.transaction.accepted), 1)  # type: ignore[union-attr]
+            # one reply per accepted recipient; one only if an earlier chunk was refused
+            books: Transaction = self.transaction  # type: ignore[assignment]
+            chunk_refused = books.failed is not None and books.failed.stage is _BDAT
+            command.owed = 1 if chunk_refused else max(len(books.accepted), 1)
         command.owed -= 1
         if command.owed <= 0:
             pending.popleft()

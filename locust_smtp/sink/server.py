@@ -23,7 +23,7 @@ from gevent.server import StreamServer
 from ..protocol import stages
 from ..protocol._errors import SmtpError
 from ..protocol.address import parse_source_address
-from ..protocol.client_identity import parse_proxy_header
+from ..protocol.client_identity import PROXY_V2_SIGNATURE, parse_proxy_header
 from ..tls import TlsTransport, handshake
 from ..transport import SocketTransport
 from .state import AUTH_LINE_LIMIT, Counters, Session, SinkConfig
@@ -91,30 +91,42 @@ def _content_end(data: bytes) -> int:
 
 
 def _read_proxy_header(sock: _socket.socket, counters: Counters) -> bool:
-    """Take the PROXY header off the start of the connection (exactly its bytes: a TLS
-    hello may follow at once) and count its source address; False when there is none or
-    it does not come within 30 s."""
+    """Take the PROXY header off the start of the connection, exactly its bytes (a TLS
+    hello may follow at once), and count its source address; False when there is none
+    or it does not come whole within 30 s."""
     deadline = time.monotonic() + 30.0
-    while time.monotonic() < deadline:
-        try:
+
+    def take(count: int) -> bytes:
+        data = b""
+        while len(data) < count:
             gevent.socket.wait_read(sock.fileno(), timeout=max(0.0, deadline - time.monotonic()))
-            data = sock.recv(256, socket.MSG_PEEK)
-        except (OSError, gevent.Timeout):
-            return False
-        if not data:
-            return False
-        try:
-            found = parse_proxy_header(data)
-        except ValueError:
-            return False
-        if found is not None:
-            address, _port, length = found
-            sock.recv(length)
-            if address:
-                counters.client_addresses.add(address)
-            return True
-        gevent.sleep(0.001)  # the rest of the header is on its way
-    return False
+            try:
+                chunk = sock.recv(count - len(data))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    try:
+        header = take(1)
+        if header == b"\r":  # v2: 16 bytes, then as many as they say
+            header += take(15)
+            if len(header) == 16 and header.startswith(PROXY_V2_SIGNATURE):
+                header += take(int.from_bytes(header[14:16], "big"))
+        else:  # v1: one line of at most 107 bytes
+            while not header.endswith(b"\n") and len(header) < 107:
+                header += take(1)
+        found = parse_proxy_header(header)
+    except (OSError, EOFError, ValueError, gevent.Timeout):
+        return False
+    if found is None:
+        return False
+    address = found[0]
+    if address:
+        counters.client_addresses.add(address)
+    return True
 
 
 class Recorder:

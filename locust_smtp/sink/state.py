@@ -344,11 +344,15 @@ class Session:
         if last:
             self.bdat_bytes = 0
             self.bdat_error = b""
-            if error:
+            fault = None if error else self._fault("bdat")
+            if error or fault is not None:
+                recipients = self.recipients
                 self.has_mail = False
                 self.recipients = 0
                 self.binarymime = False
-                return error
+                if fault is not None:  # LMTP: one reply per recipient, as after the "."
+                    return fault * (recipients if self.config.lmtp and fault else 1)
+                return error  # an earlier chunk was refused: one reply
             return self._end_of_data()
         if error:
             return error
@@ -389,7 +393,7 @@ class Session:
             name = None
         if name is None:
             return b"502 5.5.2 Error: command not recognized\r\n"
-        fault = self._fault(name)
+        fault = self._fault(name) if name != "bdat" else None  # BDAT: after its bytes
         if fault is not None:
             return fault
         if name == "starttls":
