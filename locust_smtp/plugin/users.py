@@ -419,18 +419,7 @@ class SmtpUser(User):
 
     def make_mail_options(self) -> MailOptions:
         """The ESMTP settings of this user's transactions, from its attributes."""
-        return MailOptions(
-            pipelining=self.pipelining,
-            chunking=self.chunking,
-            chunk_size=self.bdat_chunk_size,
-            size=self.mail_size,
-            body=self.body_type,
-            smtputf8=self.smtputf8,
-            dsn_notify=self.dsn_notify,
-            dsn_ret=self.dsn_ret,
-            dsn_envid=self.dsn_envid,
-            dsn_orcpt=self.dsn_orcpt,
-        )
+        return MailOptions.from_settings(self)
 
     def mail_plan(self) -> Plan:
         """How this connection's transactions go (its EHLO reply decides: worked out once

@@ -66,6 +66,24 @@ class MailOptions:
     dsn_envid: str | None = None
     dsn_orcpt: bool = False
 
+    @classmethod
+    def from_settings(cls, settings: object) -> MailOptions:
+        """From an object's attributes named as ``SmtpUser``'s (``pipelining``,
+        ``chunking``, ``bdat_chunk_size``, ``mail_size``, ``body_type``, ``smtputf8``,
+        ``dsn_*``): a user, or the command's ``SourceConfig``."""
+        return cls(
+            pipelining=getattr(settings, "pipelining", "off"),
+            chunking=getattr(settings, "chunking", "off"),
+            chunk_size=getattr(settings, "bdat_chunk_size", 0),
+            size=getattr(settings, "mail_size", "off"),
+            body=getattr(settings, "body_type", None),
+            smtputf8=getattr(settings, "smtputf8", "off"),
+            dsn_notify=getattr(settings, "dsn_notify", None),
+            dsn_ret=getattr(settings, "dsn_ret", None),
+            dsn_envid=getattr(settings, "dsn_envid", None),
+            dsn_orcpt=bool(getattr(settings, "dsn_orcpt", False)),
+        )
+
     def check(self) -> MailOptions:
         """Raise ValueError naming a bad setting; return the options, names upper-cased."""
         for name in ("pipelining", "chunking", "size", "smtputf8"):

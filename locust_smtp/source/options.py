@@ -525,15 +525,4 @@ MAIL_SETTINGS = (
 
 
 def mail_options(config: SourceConfig) -> MailOptions:
-    return MailOptions(
-        pipelining=config.pipelining,
-        chunking=config.chunking,
-        chunk_size=config.bdat_chunk_size,
-        size=config.mail_size,
-        body=config.body_type,
-        smtputf8=config.smtputf8,
-        dsn_notify=config.dsn_notify,
-        dsn_ret=config.dsn_ret,
-        dsn_envid=config.dsn_envid,
-        dsn_orcpt=config.dsn_orcpt,
-    )
+    return MailOptions.from_settings(config)
