@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gevent.server import StreamServer
@@ -218,3 +219,29 @@ def our_sink(
         handle.output = out.decode()
         last = handle.output.strip().splitlines()[-1].removeprefix("locust-smtp-sink:").split()
         handle.counts = {last[i]: int(last[i + 1]) for i in range(0, len(last), 2)}
+
+
+def run_users(user_class: type, users: int, messages: int) -> Any:
+    """A local Locust run of ``users`` users of ``user_class`` sending exactly
+    ``messages`` messages; returns its Environment once the users are done (bounded:
+    30 s), with every stage sample in its statistics."""
+    from locust.env import Environment
+
+    from locust_smtp.plugin.options import install_pool
+    from locust_smtp.plugin.recorder import recorder_of
+
+    environment = Environment(user_classes=[user_class])
+    runner = environment.create_local_runner()
+    install_pool(environment, messages)
+    runner.start(users, spawn_rate=users)
+    runner.spawning_greenlet.join(30)
+    runner.user_greenlets.join(timeout=30)
+    runner.quit()
+    recorder_of(environment).flush()
+    return environment
+
+
+def stage_rows(environment: Any) -> dict[str, tuple[int, int]]:
+    """Stage name -> (requests, failures) of a run's statistics."""
+    entries = environment.stats.entries.items()
+    return {name: (e.num_requests, e.num_failures) for (name, _kind), e in entries}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import our_sink, scripted_server
+from servers import our_sink, run_users, scripted_server, stage_rows
 
 from locust_smtp import SmtpClient, data_payload
 from locust_smtp.protocol import stages
@@ -175,11 +175,8 @@ def test_oauth_mechanisms_answer_the_error_challenge_then_get_the_refusal(name: 
 def test_a_user_authenticates_each_connection_with_its_own_account(
     accounts: Path, tmp_path: Path
 ) -> None:
-    from locust.env import Environment
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
-    from locust_smtp.plugin.recorder import recorder_of
 
     table = tmp_path / "accounts.csv"
     table.write_text("alice,wonderland\nbob,builder\n")
@@ -192,25 +189,16 @@ def test_a_user_authenticates_each_connection_with_its_own_account(
             auth_mechanism = "LOGIN"
             auth_credentials_file = str(table)
 
-        environment = Environment(user_classes=[Submitter])
-        runner = environment.create_local_runner()
-        install_pool(environment, 6)
-        runner.start(2, spawn_rate=2)
-        runner.spawning_greenlet.join(30)
-        runner.user_greenlets.join(timeout=30)
-        runner.quit()
-        recorder_of(environment).flush()
-    rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
+        environment = run_users(Submitter, 2, 6)
+    rows = stage_rows(environment)
     assert rows["message"] == (6, 0)
     assert rows["AUTH"] == (6, 0)
     assert (sink.counts["auth"], sink.counts["auth_failed"], sink.counts["messages"]) == (6, 0, 6)
 
 
 def test_auth_in_the_clear_needs_an_explicit_yes(accounts: Path) -> None:
-    from locust.env import Environment
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
 
     with our_sink("--auth-file", str(accounts)) as sink:  # no STARTTLS
 
@@ -220,13 +208,7 @@ def test_auth_in_the_clear_needs_an_explicit_yes(accounts: Path) -> None:
             auth_username = "alice"
             auth_password = "wonderland"
 
-        environment = Environment(user_classes=[Clear])
-        runner = environment.create_local_runner()
-        install_pool(environment, 2)
-        runner.start(1, spawn_rate=1)
-        runner.spawning_greenlet.join(30)
-        runner.user_greenlets.join(timeout=30)
-        runner.quit()
+        environment = run_users(Clear, 1, 2)
     errors = {e.name: e.error for e in environment.stats.errors.values()}
     assert repr(errors["AUTH"]) == "NotOffered('AUTH', 'STARTTLS')"
     assert "not encrypted" in str(errors["AUTH"])

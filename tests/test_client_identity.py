@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import LOCUST_SMTP, our_sink
+from servers import LOCUST_SMTP, our_sink, run_users, stage_rows
 
 from locust_smtp.protocol.client_identity import (
     AddressPool,
@@ -113,11 +113,8 @@ def test_xclient_not_offered_is_named() -> None:
 
 
 def test_a_user_with_xclient_from_an_ipv6_pool() -> None:
-    from locust.env import Environment
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
-    from locust_smtp.plugin.recorder import recorder_of
 
     with our_sink() as sink:
 
@@ -127,15 +124,8 @@ def test_a_user_with_xclient_from_an_ipv6_pool() -> None:
             client_addresses = "2001:db8:1::/64"
             client_address_per = "connection"
 
-        environment = Environment(user_classes=[Many])
-        runner = environment.create_local_runner()
-        install_pool(environment, 5)
-        runner.start(2, spawn_rate=2)
-        runner.spawning_greenlet.join(30)
-        runner.user_greenlets.join(timeout=30)
-        runner.quit()
-        recorder_of(environment).flush()
-    rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
+        environment = run_users(Many, 2, 5)
+    rows = stage_rows(environment)
     assert rows["XCLIENT"] == (5, 0) and rows["EHLO"] == (10, 0)
     assert (sink.counts["messages"], sink.counts["clients"]) == (5, 5)
 

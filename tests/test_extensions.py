@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import LOCUST_SMTP, our_sink, read_line, scripted_server
+from servers import LOCUST_SMTP, our_sink, read_line, run_users, scripted_server, stage_rows
 
 from locust_smtp import SmtpClient, data_payload
 from locust_smtp.protocol import stages
@@ -237,10 +237,8 @@ def test_the_command_says_what_the_server_does_not_offer() -> None:
 
 
 def test_a_user_with_chunking_required_fails_each_message_clearly() -> None:
-    from locust.env import Environment
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
 
     with our_sink("--hide", "CHUNKING") as sink:
 
@@ -248,13 +246,7 @@ def test_a_user_with_chunking_required_fails_each_message_clearly() -> None:
             host = sink.address
             chunking = "on"
 
-        environment = Environment(user_classes=[Chunker])
-        runner = environment.create_local_runner()
-        install_pool(environment, 2)
-        runner.start(1, spawn_rate=1)
-        runner.spawning_greenlet.join(30)
-        runner.user_greenlets.join(timeout=30)
-        runner.quit()
+        environment = run_users(Chunker, 1, 2)
     errors = {e.name: repr(e.error) for e in environment.stats.errors.values()}
     assert errors["MAIL"] == "NotOffered('MAIL', 'CHUNKING')"
     assert errors["message"] == "NotOffered('MAIL', 'CHUNKING')"
@@ -262,11 +254,8 @@ def test_a_user_with_chunking_required_fails_each_message_clearly() -> None:
 
 
 def test_a_user_pipelines_with_ehlo_and_bdat_against_the_sink(tmp_path: Path) -> None:
-    from locust.env import Environment
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
-    from locust_smtp.plugin.recorder import recorder_of
 
     record = tmp_path / "record"
     with our_sink(record=record) as sink:
@@ -279,15 +268,8 @@ def test_a_user_pipelines_with_ehlo_and_bdat_against_the_sink(tmp_path: Path) ->
             reuse_connection = True
             recipients_per_message = 2
 
-        environment = Environment(user_classes=[Fast])
-        runner = environment.create_local_runner()
-        install_pool(environment, 5)
-        runner.start(1, spawn_rate=1)
-        runner.spawning_greenlet.join(30)
-        runner.user_greenlets.join(timeout=30)
-        runner.quit()
-        recorder_of(environment).flush()
-    rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
+        environment = run_users(Fast, 1, 5)
+    rows = stage_rows(environment)
     assert rows["message"] == (5, 0)
     assert rows["RCPT"] == (10, 0)
     assert "DATA" not in rows and rows["BDAT"][1] == 0
@@ -428,11 +410,8 @@ def test_a_refused_bdat_chunk_fails_the_message_at_once(
 
 
 def test_a_user_whose_xforward_is_refused_counts_each_message() -> None:
-    from locust.env import Environment
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
-    from locust_smtp.plugin.recorder import recorder_of
 
     for fault in ("-r", "-Q"):
         with our_sink(fault, "xforward", "--fault-every", "2") as sink:
@@ -442,14 +421,7 @@ def test_a_user_whose_xforward_is_refused_counts_each_message() -> None:
                 client_identity = "xforward"
                 reuse_connection = True
 
-            environment = Environment(user_classes=[Forwarder])
-            runner = environment.create_local_runner()
-            install_pool(environment, 6)
-            runner.start(1, spawn_rate=1)
-            runner.spawning_greenlet.join(30)
-            runner.user_greenlets.join(timeout=30)
-            runner.quit()
-            recorder_of(environment).flush()
+            environment = run_users(Forwarder, 1, 6)
         rows = {
             n: (e.num_requests, e.num_failures) for (n, _), e in environment.stats.entries.items()
         }

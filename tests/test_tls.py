@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import aiosmtpd_server, smtp_sink
+from servers import aiosmtpd_server, run_users, smtp_sink, stage_rows
 
 from locust_smtp import SmtpClient, TlsError, data_payload
 from locust_smtp.protocol import stages
@@ -462,11 +462,9 @@ def test_no_tls_version_in_common_names_the_version_settings(
 
 def test_opportunistic_starttls_goes_on_in_the_clear_when_refused() -> None:
     """RFC 3207: after a refused STARTTLS the client may go on; opportunistic does."""
-    from locust.env import Environment
     from servers import our_sink
 
     from locust_smtp import SmtpUser
-    from locust_smtp.plugin.options import install_pool
 
     with our_sink("--starttls", "--soft-reject", "starttls") as sink:
 
@@ -474,18 +472,9 @@ def test_opportunistic_starttls_goes_on_in_the_clear_when_refused() -> None:
             host = sink.address
             starttls = "opportunistic"
 
-        environment = Environment(user_classes=[Opportunist])
-        runner = environment.create_local_runner()
-        install_pool(environment, 3)
-        runner.start(1, spawn_rate=1)
-        runner.spawning_greenlet.join(30)
-        runner.user_greenlets.join(timeout=30)
-        runner.quit()
+        environment = run_users(Opportunist, 1, 3)
         command = _command("--starttls-if-offered", "-m", "2", sink.address)
-    from locust_smtp.plugin.recorder import recorder_of
-
-    recorder_of(environment).flush()
-    rows = {n: (e.num_requests, e.num_failures) for (n, k), e in environment.stats.entries.items()}
+    rows = stage_rows(environment)
     assert rows["STARTTLS"] == (3, 3)
     assert rows["message"] == (3, 0)
     assert command.returncode == 0, command.stderr
