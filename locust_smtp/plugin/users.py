@@ -41,8 +41,6 @@ from ..protocol._content import (
     data_payload,
     hex4,
     message_id_prefix,
-    message_size,
-    unstuffed,
 )
 from ..protocol._envelope import (
     RecipientNumbers,
@@ -771,13 +769,7 @@ class SmtpUser(User):
         failure: SmtpError | None = None
         plan = self._plan
         if plan is not PLAIN_PLAN:
-            if plan.writer.chunked:
-                payload = unstuffed(payload)
-            if plan.size:
-                size = len(payload) if plan.writer.chunked else message_size(payload)
-                mail_params = plan.mail_params_for(size)
-            else:
-                mail_params = plan.mail_params
+            payload, mail_params = plan.prepare(payload)
         if self.client_identity == "xforward" and not self._xforward():
             return None
         try:

@@ -53,25 +53,23 @@ class AddressPool:
 def xclient_command(address: str, helo: str, name: str | None = None) -> bytes:
     """``XCLIENT ADDR=... NAME=... HELO=... PROTO=ESMTP``: the server starts the session
     again (a 220 greeting) as if ``address`` had connected; IPv6 as ``IPV6:...``."""
-    attributes = [
-        ("ADDR", _postfix_address(address)),
-        ("NAME", name or "[UNAVAILABLE]"),
-        ("HELO", helo),
-        ("PROTO", "ESMTP"),
-    ]
-    return xclient(attributes)
+    return xclient(_attributes(address, helo, name))
 
 
 def xforward_command(address: str, helo: str, name: str | None = None) -> bytes:
     """``XFORWARD ADDR=... NAME=... HELO=... PROTO=ESMTP``: the next transaction is
     logged as ``address``'s (250)."""
-    attributes = [
+    return xforward(_attributes(address, helo, name))
+
+
+def _attributes(address: str, helo: str, name: str | None) -> list[tuple[str, str]]:
+    """What XCLIENT and XFORWARD both say of the client."""
+    return [
         ("ADDR", _postfix_address(address)),
         ("NAME", name or "[UNAVAILABLE]"),
         ("HELO", helo),
         ("PROTO", "ESMTP"),
     ]
-    return xforward(attributes)
 
 
 def _postfix_address(address: str) -> str:

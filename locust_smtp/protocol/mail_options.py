@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from . import stages
 from ._commands import xtext
+from ._content import message_size, unstuffed
 from ._errors import NotOffered
 from ._extensions import Extensions
 from ._writers import DATA_WRITER, BdatWriter, DataWriter
@@ -45,6 +46,16 @@ class Plan:
         if self.size:
             return (f"SIZE={size}", *self.mail_params)
         return self.mail_params
+
+    def prepare(self, payload: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """A DATA payload (dot-stuffed, ending with the ``.`` line) as this plan's writer
+        sends it (unstuffed for BDAT), and the MAIL parameters, with SIZE when asked."""
+        chunked = self.writer.chunked
+        if chunked:
+            payload = unstuffed(payload)
+        if not self.size:
+            return payload, self.mail_params
+        return payload, self.mail_params_for(len(payload) if chunked else message_size(payload))
 
 
 PLAIN_PLAN = Plan(DATA_WRITER, False, (), False, None)

@@ -33,7 +33,7 @@ from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._auth import not_offered_text
 from ..protocol._auth import offered as auth_offered
-from ..protocol._content import MessageTemplate, message_size, unstuffed
+from ..protocol._content import MessageTemplate
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
 from ..protocol._errors import (
     ConnectError,
@@ -475,17 +475,12 @@ class SourceUser(SmtpUser):
                 on_written=self.source.count_delivery,
             )
         else:
-            if plan.writer.chunked:
-                payload = unstuffed(payload)
+            payload, mail_params = plan.prepare(payload)
             transaction = client.transaction(
                 self.envelope_sender,
                 recipients,
                 payload,
-                mail_params=plan.mail_params_for(
-                    (len(payload) if plan.writer.chunked else message_size(payload))
-                    if plan.size
-                    else 0
-                ),
+                mail_params=mail_params,
                 rcpt_params=plan.rcpt_params,
                 writer=plan.writer,
                 pipelining=plan.pipelining,
