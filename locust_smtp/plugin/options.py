@@ -69,6 +69,7 @@ USER_ATTRIBUTES = {
     "smtp_client_identity": "client_identity",
     "smtp_client_addresses": "client_addresses",
     "smtp_client_address_per": "client_address_per",
+    "smtp_transaction_log": "transaction_log",
 }
 
 
@@ -281,6 +282,12 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         help="Which stages are Locust request events: 'stage' every one, 'failures' only "
         "failed ones (successes reach the statistics in batches), 'auto' (default) 'stage' "
         "when a listener other than Locust's statistics is registered, else 'failures'",
+    )
+    group.add_argument(
+        "--smtp-transaction-log",
+        metavar="PATH",
+        help="Append one JSON line per message to PATH (PATH.worker-N on a worker): "
+        "each stage's µs, reply codes, queue id, bytes, recipients",
     )
 
 

@@ -67,6 +67,7 @@ from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
 from .recorder import StageRecord, recorder_of, wants_stage_events
+from .transaction_log import MessageRecord, transaction_log_for
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     from ..protocol._replies import Reply
 
 _message_numbers = itertools.count()
+_user_numbers = itertools.count(1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -87,6 +89,16 @@ def _credential_rows(path: str) -> list[tuple[str, str]]:
 
 
 _recipient_numbers = RecipientNumbers()
+
+
+def _worker_index(environment: Environment) -> int:
+    """This process's worker index (0 when it is not a Locust worker)."""
+    from locust.runners import WorkerRunner
+
+    runner = environment.runner
+    return int(runner.worker_index) if isinstance(runner, WorkerRunner) else 0
+
+
 _QUIT_ON_STOP_TIMEOUT = 5.0
 _COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
 
@@ -230,6 +242,10 @@ class SmtpUser(User):
     """``"user"``: each user keeps one address; ``"connection"``: a new one for each
     connection."""
 
+    transaction_log: str | None = None
+    """A file to append one JSON line per message to (schema:
+    :mod:`locust_smtp.plugin.transaction_log`); on a worker, ``PATH.worker-N``. Default:
+    none."""
     request_type: str = "SMTP"
     """Locust request type of every event; set from :attr:`lmtp` and the host."""
     request_events: str = "auto"
@@ -329,6 +345,12 @@ class SmtpUser(User):
         self._outcomes: Outcomes | None = None
         self._accepted_in_message = 0
         self._refused_in_message = 0
+        self._log: MessageRecord | None = None
+        if self.transaction_log:
+            self._log = MessageRecord(
+                transaction_log_for(environment, self.transaction_log),
+                f"{_worker_index(environment)}:{next(_user_numbers)}",
+            )
 
     # -- configuration hooks ---------------------------------------------------------------
 
@@ -478,6 +500,8 @@ class SmtpUser(User):
         reply: Reply | None,
         exception: BaseException | None,
     ) -> None:
+        if self._log is not None:
+            self._log_stage(stage, start_time, response_time, sent, reply, exception)
         if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.plugin.outcomes)
             if stage == stages.MESSAGE:
                 self._count_message(start_time, response_time, exception)
@@ -504,6 +528,32 @@ class SmtpUser(User):
             context=self.context() if self._own_context else {},
             exception=exception,
             start_time=start_time,
+        )
+
+    def _log_stage(
+        self,
+        stage: str,
+        start_time: float,
+        response_time: float,
+        sent: int,
+        reply: Reply | None,
+        exception: BaseException | None,
+    ) -> None:
+        log = self._log
+        assert log is not None
+        if stage != stages.MESSAGE:
+            log.stage(stage, response_time, sent, reply, exception)
+            return
+        refused = self._refused_in_message
+        outcome = outcome_of(exception)
+        log.message(
+            self.request_type,
+            start_time,
+            response_time,
+            outcome,
+            self._accepted_in_message if outcome == "accepted" else 0,
+            refused,
+            exception,
         )
 
     def _count_message(

@@ -67,6 +67,7 @@ LONG_OPTIONS = [
     "proxy-protocol=",
     "client-addresses=",
     "address-per-connection",
+    "transaction-log=",
     "help",
 ]
 #: long options of the ESMTP extensions -> (SourceConfig field, value); each implies EHLO
@@ -125,6 +126,7 @@ Ours:
   --keep-going        count lost connections, timeouts and connect failures as
                       failed messages and reconnect, instead of a fatal exit
   --quiet             no summary on stderr at the end
+  --transaction-log FILE  append one JSON line per message to FILE (docs/workloads.md)
   --request-events stage|failures|auto
                       which stages are Locust request events (auto: failures
                       unless a Locust listener such as --otel needs them all)
@@ -176,6 +178,7 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-reuse": "-d",
     "--smtp-timeout": "--timeout",
     "--smtp-request-events": "--request-events",
+    "--smtp-transaction-log": "--transaction-log",
     "--smtp-starttls": "--starttls or --starttls-if-offered",
     "--smtp-tls-no-verify": "--tls-no-verify",
     "--smtp-tls-ca": "--tls-ca",
@@ -300,6 +303,7 @@ class SourceConfig:
     client_identity: str | None = None
     client_addresses: str = "198.18.0.0/15"
     client_address_per: str = "user"
+    transaction_log: str | None = None
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -466,6 +470,12 @@ def parse_args(argv: list[str]) -> SourceConfig:
             config.client_addresses = value
         elif opt == "--address-per-connection":
             config.client_address_per = "connection"
+        elif opt == "--transaction-log":
+            try:
+                open(value, "a").close()
+            except OSError as exc:
+                raise UsageError(f"fatal: open {value}: {os.strerror(exc.errno or 0)}") from None
+            config.transaction_log = value
         elif opt == "--bdat-chunk-size":
             config.bdat_chunk_size = _positive(value, "BDAT chunk size")
         elif opt == "--help":

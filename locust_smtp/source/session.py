@@ -178,6 +178,7 @@ class SourceUser(SmtpUser):
         self.recipients_per_message = config.recipients_per_message
         self.request_events = config.request_events
         self.starttls = config.starttls
+        self.transaction_log = config.transaction_log
         for name in _TLS_SETTINGS + MAIL_SETTINGS + IDENTITY_SETTINGS:
             setattr(self, name, getattr(config, name))
         self._address = ""
