@@ -23,6 +23,7 @@ from ..protocol.client_identity import IDENTITIES
 from ..protocol.mail_options import BODY_TYPES, DSN_RET, USE
 from ..tls import TLS_VERSION_NAMES
 from . import accounts, outcomes, recorder, webui
+from .arrivals import ARRIVALS, start_schedule
 from .pool import MessagePool, get_pool, set_pool
 from .recorder import REQUEST_EVENTS
 
@@ -284,6 +285,24 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         "when a listener other than Locust's statistics is registered, else 'failures'",
     )
     group.add_argument(
+        "--smtp-rate",
+        metavar="PROFILE",
+        include_in_web_ui=True,
+        help="Open model: start messages at this rate (messages/s), or a profile such as "
+        "'10-200/60s,200/5m,1000/10s,200'; the users are the capacity",
+    )
+    group.add_argument(
+        "--smtp-arrivals",
+        choices=[DEFAULT, *ARRIVALS],
+        include_in_web_ui=True,
+        help="With --smtp-rate: evenly spaced (constant, the default) or a Poisson process",
+    )
+    group.add_argument(
+        "--smtp-rate-seed",
+        type=int,
+        help="Seed of the Poisson arrivals (default: random, the same on every worker)",
+    )
+    group.add_argument(
         "--smtp-transaction-log",
         metavar="PATH",
         help="Append one JSON line per message to PATH (PATH.worker-N on a worker): "
@@ -501,6 +520,7 @@ USERS_DONE_TIMEOUT = 30.0
 
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(start_schedule)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(outcomes.reset)  # type: ignore[no-untyped-call]
 events.init.add_listener(outcomes.install)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(recorder.reset)  # type: ignore[no-untyped-call]

@@ -89,13 +89,14 @@ def render(environment: Environment, request_type: str, program: str) -> str:
     ]
     rows = stage_rows(environment, request_type)
     if rows:
+        width = max(13, *(len(str(row["stage"])) for row in rows))
         lines.append(
-            f"{COLUMNS[0]:<13} {COLUMNS[1]:>8} {COLUMNS[2]:>7} "
+            f"{COLUMNS[0]:<{width}} {COLUMNS[1]:>8} {COLUMNS[2]:>7} "
             + " ".join(f"{c:>8}" for c in COLUMNS[3:])
         )
         for row in rows:
             lines.append(
-                f"{row['stage']:<13} {row['count']:>8} {row['failed']:>7} "
+                f"{row['stage']:<{width}} {row['count']:>8} {row['failed']:>7} "
                 + " ".join(f"{row[c]:>8.3f}" for c in COLUMNS[3:])
             )
     failures = failures_by_stage(stats, request_type)

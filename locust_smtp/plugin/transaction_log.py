@@ -15,7 +15,9 @@ Schema, version 1 (keys always present unless marked optional):
     When the message started (Unix time, seconds, µs resolution): the claim of the
     message, before any connection it needed.
 ``scheduled`` (optional)
-    Under an arrival rate (``--smtp-rate``): when the message was due to start.
+    Under an arrival rate (``--smtp-rate``): when the message was due to start (the
+    ``message from schedule`` and ``start lag`` samples are not in ``stages``: they
+    follow from ``time``, ``scheduled`` and ``us``).
 ``user``
     The session (user) that sent it: ``"W:N"``, the worker's index (0 without workers)
     and the user's number in that process.
@@ -59,6 +61,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import gevent
 
 from ..protocol import stages
+from .arrivals import FROM_SCHEDULE, START_LAG
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -68,7 +71,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 FLUSH_INTERVAL = 1.0
 _ATTRIBUTE = "smtp_transaction_log"
-_AFTER_MESSAGE = (stages.RSET, stages.QUIT)
+_AFTER_MESSAGE = (stages.RSET, stages.QUIT, FROM_SCHEDULE, START_LAG)
 _QUEUE_ID = re.compile(r"queued as ([A-Za-z0-9._+/=-]+)|\s([A-Za-z0-9+/._-]+) Saved\b")
 
 

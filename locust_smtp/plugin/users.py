@@ -62,6 +62,7 @@ from ..protocol.client_identity import IDENTITIES, AddressPool, proxy_header
 from ..protocol.mail_options import PLAIN_PLAN, MailOptions, Plan
 from ..tls import context_for
 from .accounts import accounts_of
+from .arrivals import FROM_SCHEDULE, START_LAG, schedule_for
 from .client_addresses import next_client_number
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
@@ -345,6 +346,9 @@ class SmtpUser(User):
         self._outcomes: Outcomes | None = None
         self._accepted_in_message = 0
         self._refused_in_message = 0
+        self._arrivals = schedule_for(environment)
+        self._scheduled: float | None = None
+        """The scheduled start of the message being sent, under an arrival rate."""
         self._log: MessageRecord | None = None
         if self.transaction_log:
             self._log = MessageRecord(
@@ -554,6 +558,7 @@ class SmtpUser(User):
             self._accepted_in_message if outcome == "accepted" else 0,
             refused,
             exception,
+            self._scheduled,
         )
 
     def _count_message(
@@ -571,6 +576,11 @@ class SmtpUser(User):
             outcomes.recipients_accepted += self._accepted_in_message
         outcomes.recipients_refused += refused
         self._accepted_in_message = self._refused_in_message = 0
+        scheduled = self._scheduled
+        if scheduled is not None:  # the same message, timed from when it was due
+            self._scheduled = None
+            late = start_time + response_time / 1000.0 - scheduled
+            self._on_stage(FROM_SCHEDULE, scheduled, late * 1000.0, 0, None, exception)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -598,7 +608,12 @@ class SmtpUser(User):
         it already: wrap your own code in it only when a task drives :attr:`client`
         directly."""
         pool = get_pool(self.environment)
-        if pool is None or self._counting:
+        if self._counting:
+            yield None
+            return
+        if self._arrivals is not None:
+            self.await_arrival()
+        if pool is None:
             yield None
             return
         number = pool.claim()
@@ -637,6 +652,16 @@ class SmtpUser(User):
         finally:
             self._counting = False
         pool.finish()
+
+    def await_arrival(self) -> None:
+        """Under an arrival rate (``--smtp-rate``): wait for the next scheduled start
+        (:mod:`locust_smtp.plugin.arrivals`); a message that starts late is reported as a
+        ``start lag`` sample. :meth:`counted_message` calls it."""
+        assert self._arrivals is not None
+        scheduled, lag = self._arrivals.wait()
+        self._scheduled = scheduled
+        if lag:
+            self._on_stage(START_LAG, scheduled, lag * 1000.0, 0, None, None)
 
     def send_message(self, number: int | None = None) -> MailResult | None:
         """Send the configured message (a new connection first if there is none);

@@ -28,6 +28,10 @@ RSET = "RSET"
 NOOP = "NOOP"
 QUIT = "QUIT"
 MESSAGE = "message"
+START_LAG = "start lag"
+"""Under an arrival rate: how late a message started after its scheduled time."""
+FROM_SCHEDULE = "message from schedule"
+"""Under an arrival rate: a message timed from its scheduled time, not its start."""
 
 
 def hello_stage(command: str) -> str:
@@ -75,6 +79,8 @@ TABLE = (
     Stage(NOOP, "sending message", "noop rejected"),
     Stage(QUIT, "sending message", "quit rejected"),
     Stage(MESSAGE, "sending message", "message rejected"),
+    Stage(START_LAG, "waiting for a session", "started late"),
+    Stage(FROM_SCHEDULE, "sending message", "message rejected"),
 )
 ORDER = tuple(stage.name for stage in TABLE)
 CONTEXT = {stage.name: stage.context for stage in TABLE}

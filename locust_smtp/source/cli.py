@@ -119,6 +119,9 @@ def _locust_argv(config: SourceConfig) -> list[str]:
         config.operand,
         "--smtp-messages",
         str(config.messages),
+        *(["--smtp-rate", config.rate] if config.rate else []),
+        *(["--smtp-arrivals", config.arrivals] if config.rate else []),
+        *(["--smtp-rate-seed", str(config.rate_seed)] if config.rate_seed is not None else []),
         *config.locust_args,
     ]
 

@@ -18,6 +18,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+from ..plugin.arrivals import ARRIVALS, parse_profile
 from ..protocol._auth import MECHANISMS
 from ..protocol.address import address_literal_problem, hostname_problem
 from ..protocol.client_identity import AddressPool
@@ -68,6 +69,9 @@ LONG_OPTIONS = [
     "client-addresses=",
     "address-per-connection",
     "transaction-log=",
+    "rate=",
+    "arrivals=",
+    "rate-seed=",
     "help",
 ]
 #: long options of the ESMTP extensions -> (SourceConfig field, value); each implies EHLO
@@ -127,6 +131,10 @@ Ours:
                       failed messages and reconnect, instead of a fatal exit
   --quiet             no summary on stderr at the end
   --transaction-log FILE  append one JSON line per message to FILE (docs/workloads.md)
+  --rate PROFILE      open model: start messages at this rate (msg/s), or a profile
+                      like 10-200/60s,200/5m,1000/10s,200; -s sessions are the capacity
+  --arrivals constant|poisson   with --rate: evenly spaced (default) or Poisson
+  --rate-seed N       seed of the Poisson arrivals
   --request-events stage|failures|auto
                       which stages are Locust request events (auto: failures
                       unless a Locust listener such as --otel needs them all)
@@ -179,6 +187,9 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-timeout": "--timeout",
     "--smtp-request-events": "--request-events",
     "--smtp-transaction-log": "--transaction-log",
+    "--smtp-rate": "--rate",
+    "--smtp-arrivals": "--arrivals",
+    "--smtp-rate-seed": "--rate-seed",
     "--smtp-starttls": "--starttls or --starttls-if-offered",
     "--smtp-tls-no-verify": "--tls-no-verify",
     "--smtp-tls-ca": "--tls-ca",
@@ -304,6 +315,9 @@ class SourceConfig:
     client_addresses: str = "198.18.0.0/15"
     client_address_per: str = "user"
     transaction_log: str | None = None
+    rate: str | None = None
+    arrivals: str = "constant"
+    rate_seed: int | None = None
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -470,6 +484,18 @@ def parse_args(argv: list[str]) -> SourceConfig:
             config.client_addresses = value
         elif opt == "--address-per-connection":
             config.client_address_per = "connection"
+        elif opt == "--rate":
+            try:
+                parse_profile(value)
+            except ValueError as exc:
+                raise UsageError(f"fatal: {exc}") from None
+            config.rate = value
+        elif opt == "--arrivals":
+            if value not in ARRIVALS:
+                raise UsageError(f"fatal: bad arrivals: {value} (one of {', '.join(ARRIVALS)})")
+            config.arrivals = value
+        elif opt == "--rate-seed":
+            config.rate_seed = _positive(value, "rate seed")
         elif opt == "--transaction-log":
             try:
                 open(value, "a").close()

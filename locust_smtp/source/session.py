@@ -225,6 +225,12 @@ class SourceUser(SmtpUser):
             if self.next_number is None:
                 raise StopUser()  # more sessions than messages: this one never connects
         number, self.next_number = self.next_number, None
+        if self._arrivals is not None:
+            try:
+                self.await_arrival()
+            except GreenletExit:
+                pool.release(number)  # never started: not attempted
+                raise
         try:
             self.one_message(number)
         except SourceFatal as exc:
