@@ -10,12 +10,18 @@ import math
 import re
 import statistics
 import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
-from servers import LOCUST_SMTP, our_sink
+from servers import LOCUST_SMTP, free_port, our_sink, wait_listening
 
 from locust_smtp.plugin.arrivals import ArrivalSchedule, parse_profile
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_profile_forms() -> None:
@@ -23,6 +29,8 @@ def test_profile_forms() -> None:
     assert constant.rate(0) == constant.rate(1000) == 200
     assert constant.time_of(200) == pytest.approx(1.0)
     ramp = parse_profile("0-100/10s,100/1m,1000/500ms,50")
+    assert ramp.count_at(10) == pytest.approx(500)
+    assert ramp.count_at(70.5) == pytest.approx(500 + 6000 + 500)
     assert ramp.rate(5) == pytest.approx(50)
     assert ramp.rate(30) == 100
     assert ramp.rate(70.25) == 1000  # the spike
@@ -87,8 +95,15 @@ def test_poisson_arrivals_have_exponential_gaps() -> None:
 def test_a_rate_change_reschedules_what_is_not_taken() -> None:
     schedule = ArrivalSchedule(parse_profile("10"), 0.0)
     assert [schedule.take() for _ in range(3)] == pytest.approx([0.1, 0.2, 0.3])
-    schedule.change(parse_profile("100"), now=5.0)
-    assert [schedule.take() for _ in range(2)] == pytest.approx([5.01, 5.02])
+    schedule.change(parse_profile("100"), at=0.35)  # 3.5 arrivals due by then
+    assert [schedule.take() for _ in range(2)] == pytest.approx([0.355, 0.365])
+    # workers told of the same change at the same time still share one schedule
+    whole = ArrivalSchedule(parse_profile("10"), 0.0)
+    parts = [ArrivalSchedule(parse_profile("10"), 0.0, worker=i, workers=2) for i in (0, 1)]
+    for schedule in (whole, *parts):
+        schedule.change(parse_profile("0-100/10s,100"), at=1.0)
+    merged = sorted(t for part in parts for t in (part.take() for _ in range(300)))
+    assert merged == pytest.approx([whole.take() for _ in range(600)])
 
 
 ROW = re.compile(r"^(start lag|message from schedule|message)\s+(\d+)\s+(\d+)\s+([\d.\s]+)$")
@@ -170,3 +185,68 @@ def test_workers_share_the_rate_exactly(tmp_path: Path) -> None:
     assert all(gap == pytest.approx(0.005, abs=1e-6) for gap in gaps)  # one schedule
     starts = sorted(float(r["time"]) for r in records)  # type: ignore[arg-type]
     assert (len(starts) - 1) / (starts[-1] - starts[0]) == pytest.approx(200, rel=0.03)
+
+
+def message_count(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests", timeout=10) as r:
+        data = json.load(r)
+    counts = [s["num_requests"] for s in data["stats"] if s["name"] == "message"]
+    return int(counts[0]) if counts else 0
+
+
+def test_the_rate_is_changed_from_the_web_ui_on_every_worker(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "log.jsonl"
+    with our_sink() as sink:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "smtp_basic.py"),
+             "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "20",
+             "-r", "20", "--host", sink.address, "--smtp-rate", "20", "--processes", "2",
+             "--smtp-transaction-log", str(log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_listening(("127.0.0.1", port), web)
+            deadline = time.monotonic() + 30
+            while message_count(port) < 20:  # the workers report messages sent
+                assert time.monotonic() < deadline, "no messages counted"
+                time.sleep(0.2)
+            changed = time.time()
+            said = post_rate(port, "100")
+            bad = post_rate(port, "lots")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/smtp/rate", timeout=10) as r:
+                form = r.read().decode()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests") as r:
+                tab = {
+                    row["metric"]: row["value"]
+                    for table in json.load(r)["extended_stats"]
+                    if table["key"] == "smtp"
+                    for row in table["data"]
+                }
+            # let 3 s of the new rate go by (it applies 1 s after the change)
+            while message_count(port) < 20 + 300:
+                assert time.monotonic() < deadline + 30, "the new rate never came"
+                time.sleep(0.2)
+        finally:
+            web.terminate()
+            web.wait(30)
+    assert said == {"success": True, "message": "rate changed to 100", "rate": "100"}
+    assert bad["success"] is False and "bad rate 'lots'" in bad["message"]
+    assert 'value="100"' in form
+    assert tab["arrival rate profile"] == "100"
+    records = [json.loads(line) for f in tmp_path.glob("log.jsonl.worker-*")
+               for line in f.read_text().splitlines()]  # fmt: skip
+    assert {r["user"].split(":")[0] for r in records} == {"0", "1"}
+    starts = sorted(r["time"] for r in records)
+
+    def rate(begin: float, end: float) -> float:
+        return sum(begin <= t < end for t in starts) / (end - begin)
+
+    assert rate(starts[0] + 0.5, changed) == pytest.approx(20, rel=0.2)
+    assert rate(changed + 1.2, changed + 3.2) == pytest.approx(100, rel=0.1)
+
+
+def post_rate(port: int, rate: str) -> dict[str, object]:
+    body = urllib.parse.urlencode({"rate": rate}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/smtp/rate", body, timeout=10) as r:
+        return json.load(r)  # type: ignore[no-any-return]

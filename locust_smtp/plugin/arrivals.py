@@ -102,6 +102,16 @@ class RateProfile:
             t -= segment.duration
         return self.segments[-1].end
 
+    def count_at(self, t: float) -> float:
+        """The cumulative count ``t`` seconds into the run (the rate's integral)."""
+        total = 0.0
+        for segment in self.segments:
+            if t <= segment.duration:
+                return total + segment.count(t)
+            total += segment.count(segment.duration)
+            t -= segment.duration
+        return total
+
     def time_of(self, count: float) -> float:
         """Seconds into the run at which the cumulative count reaches ``count``."""
         elapsed = 0.0
@@ -185,7 +195,6 @@ class ArrivalSchedule:
         self.workers = max(workers, 1)
         self._counts = self._cumulative_counts(random.Random(seed))
         self._base = 0.0
-        self._last = 0.0
         self.taken = 0
         self.late = 0
 
@@ -202,15 +211,17 @@ class ArrivalSchedule:
     def take(self) -> float:
         """The next scheduled time (Unix time; ``inf`` once the profile stops)."""
         self.taken += 1
-        count = self._last = next(self._counts)
+        count = next(self._counts)
         return self.start + self.profile.time_of(max(count - self._base, 0.0))
 
-    def change(self, profile: RateProfile, now: float | None = None) -> None:
-        """Go on at ``profile``'s rates from ``now``: the arrivals not yet taken are
-        rescheduled, the ones taken are not."""
+    def change(self, profile: RateProfile, at: float | None = None) -> None:
+        """Go on at ``profile``'s rates from ``at`` (Unix time, default now): arrivals
+        not yet taken are rescheduled (those already due are due at ``at``). Every worker
+        given the same ``at`` computes the same new schedule."""
+        at = time.time() if at is None else at
+        self._base += self.profile.count_at(max(at - self.start, 0.0))
         self.profile = profile
-        self.start = time.time() if now is None else now
-        self._base = self._last
+        self.start = at
 
     def wait(self) -> tuple[float, float]:
         """Take the next arrival and sleep until it is due. Returns (scheduled time,
@@ -292,3 +303,56 @@ def schedule_for(environment: Any) -> ArrivalSchedule | None:
     )
     setattr(environment, _ATTRIBUTE, schedule)
     return schedule
+
+
+RATE_MESSAGE = "smtp_rate"
+"""The master's custom message to its workers: a new rate profile and when it applies."""
+
+
+def change_rate(environment: Any, spec: str) -> str | None:
+    """Change the running test's rate to ``spec`` (the web UI's ``/smtp/rate``); on a
+    master, every worker changes at the same moment. Returns what is wrong, or None."""
+    from locust.runners import MasterRunner
+
+    try:
+        profile = parse_profile(spec)
+    except ValueError as exc:
+        return str(exc)
+    schedule = getattr(environment, _ATTRIBUTE, None)
+    runner = environment.runner
+    master = isinstance(runner, MasterRunner)
+    if schedule is None and not master:
+        return "no arrival rate is running: start the test with one (--smtp-rate)"
+    at = time.time() + (START_LEAD if master else 0.0)
+    if environment.parsed_options is not None:
+        environment.parsed_options.smtp_rate = spec
+        environment.parsed_options.smtp_rate_start = at
+    if master:
+        runner.send_message(RATE_MESSAGE, {"rate": spec, "at": at})
+    if schedule is not None:
+        schedule.change(profile, at)
+    return None
+
+
+def on_rate_message(environment: Any, msg: Any, **_kwargs: Any) -> None:
+    """A worker hears of a new rate from its master."""
+    spec, at = str(msg.data["rate"]), float(msg.data["at"])
+    if environment.parsed_options is not None:
+        environment.parsed_options.smtp_rate = spec
+    schedule = getattr(environment, _ATTRIBUTE, None)
+    if schedule is not None:
+        schedule.change(parse_profile(spec), at)
+
+
+def current_rate(environment: Any) -> tuple[str, float] | None:
+    """The rate profile in force and its target rate now (messages/s), or None."""
+    options = environment.parsed_options
+    spec = getattr(options, "smtp_rate", None) if options is not None else None
+    if not spec or spec == "default":
+        return None
+    try:
+        profile = parse_profile(spec)
+    except ValueError:
+        return None
+    start = getattr(options, "smtp_rate_start", None) or time.time()
+    return spec, profile.rate(max(time.time() - float(start), 0.0))

@@ -23,7 +23,7 @@ from ..protocol.client_identity import IDENTITIES
 from ..protocol.mail_options import BODY_TYPES, DSN_RET, USE
 from ..tls import TLS_VERSION_NAMES
 from . import accounts, outcomes, recorder, webui
-from .arrivals import ARRIVALS, start_schedule
+from .arrivals import ARRIVALS, RATE_MESSAGE, on_rate_message, start_schedule
 from .pool import MessagePool, get_pool, set_pool
 from .recorder import REQUEST_EVENTS
 
@@ -510,6 +510,7 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
     elif isinstance(runner, WorkerRunner):
         environment.events.report_to_master.add_listener(done_to_master)  # type: ignore[no-untyped-call]
         runner.register_message(distributed.GRANT, to_worker_pool)
+        runner.register_message(RATE_MESSAGE, on_rate_message)
 
 
 #: More master-side handlers of workers' custom messages, as (name, handler): the

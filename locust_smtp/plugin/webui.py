@@ -19,6 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import stages
+from .arrivals import change_rate, current_rate
 from .outcomes import outcomes_for, outcomes_of
 from .recorder import recorder_of
 from .summary import COLUMNS, failures_by_stage, stage_rows
@@ -31,6 +32,28 @@ STAGES_TAB_KEY = "smtp_stages"
 REQUEST_TYPES = ("SMTP", "LMTP")
 _STAGE_KEYS = {column: column.replace(" ms", "").replace(".", "_") for column in COLUMNS}
 """Stage table column -> JSON key (the web UI's table keys cannot hold dots)."""
+
+
+RATE_PAGE = """<!doctype html>
+<title>locust-smtp: arrival rate</title>
+<h1>Arrival rate</h1>
+<p>Target: {target} (profile <code>{rate}</code>)</p>
+<form id="rate">
+<label>Rate or profile (messages/s; e.g. <code>200</code> or <code>200-500/60s,500</code>)
+<input name="rate" value="{rate}" size="40"></label>
+<button>Change</button>
+</form>
+<p id="said"></p>
+<script>
+document.getElementById("rate").onsubmit = async (event) => {
+  event.preventDefault();
+  const reply = await fetch("", {method: "POST", body: new FormData(event.target)});
+  const said = await reply.json();
+  document.getElementById("said").textContent = said.message;
+};
+</script>
+"""
+"""The page of ``/smtp/rate``: the open model's rate, changed while the test runs."""
 
 
 def stage_table(environment: Environment) -> list[dict[str, object]]:
@@ -85,6 +108,16 @@ def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
             for column in COLUMNS[1:]
         ]
         rows += [{"metric": f"{request_type} {name}", "value": value} for name, value in figures]
+    rate = current_rate(environment)
+    if rate is not None:  # the open model (change it at /smtp/rate)
+        late = sum(
+            e.num_requests for (name, _t), e in stats.entries.items() if name == stages.START_LAG
+        )
+        rows += [
+            {"metric": "arrival rate profile", "value": rate[0]},
+            {"metric": "arrival rate now (messages/s)", "value": round(rate[1], 1)},
+            {"metric": "messages started late", "value": late},
+        ]
     return rows
 
 
@@ -153,6 +186,25 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
             ]
             response.set_data(json.dumps(data))
         return response
+
+    @web_ui.app.route("/smtp/rate", methods=["GET", "POST"])  # type: ignore[untyped-decorator]
+    def smtp_rate() -> Any:
+        """The arrival rate of the running test: a form (GET), a change (POST ``rate``:
+        JSON ``{"success", "message", "rate"}``)."""
+        if request.method == "POST":
+            spec = str(request.form.get("rate", "")).strip()
+            problem = change_rate(environment, spec)
+            now = current_rate(environment)
+            return {
+                "success": problem is None,
+                "message": problem or f"rate changed to {spec}",
+                "rate": now[0] if now else None,
+            }
+        now = current_rate(environment)
+        shown = html.escape(now[0]) if now else ""
+        target = f"{now[1]:.1f} messages/s now" if now else "no arrival rate set"
+        page = RATE_PAGE.replace("{rate}", shown).replace("{target}", html.escape(target))
+        return make_response(page)
 
     @web_ui.app.route("/smtp/csv")  # type: ignore[untyped-decorator]
     def smtp_csv() -> Any:
