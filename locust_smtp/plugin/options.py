@@ -26,6 +26,7 @@ from . import accounts, outcomes, recorder, webui
 from .arrivals import ARRIVALS, RATE_MESSAGE, on_rate_message, start_schedule
 from .pool import MessagePool, get_pool, set_pool
 from .recorder import REQUEST_EVENTS
+from .trace import name_run
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -303,6 +304,19 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         help="Seed of the Poisson arrivals (default: random, the same on every worker)",
     )
     group.add_argument(
+        "--smtp-trace-delivery",
+        action="store_true",
+        default=False,
+        include_in_web_ui=True,
+        help="Put an X-Locust-Smtp-Trace header (run id, number, send time) in every "
+        "message, for the bundled sink to measure delivery end to end",
+    )
+    group.add_argument(
+        "--smtp-run-id",
+        metavar="ID",
+        help="The run id of --smtp-trace-delivery (default: made at the start)",
+    )
+    group.add_argument(
         "--smtp-transaction-log",
         metavar="PATH",
         help="Append one JSON line per message to PATH (PATH.worker-N on a worker): "
@@ -331,6 +345,8 @@ def apply_options(user: Any, environment: Environment) -> None:
         user.tls_resume = False
     if option_value(options, "smtp_dsn_orcpt"):
         user.dsn_orcpt = True
+    if option_value(options, "smtp_trace_delivery"):
+        user.trace_delivery = True
 
 
 #: Types of the options whose default is None: the web UI's form sends them as text.
@@ -351,6 +367,7 @@ FLAGS = frozenset(
         "smtp_tls_no_resume",
         "smtp_auth_plaintext",
         "smtp_dsn_orcpt",
+        "smtp_trace_delivery",
     )
 )
 #: Options whose first choice means "not set" (the web UI's select always has a value).
@@ -522,6 +539,7 @@ USERS_DONE_TIMEOUT = 30.0
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(start_schedule)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(name_run)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(outcomes.reset)  # type: ignore[no-untyped-call]
 events.init.add_listener(outcomes.install)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(recorder.reset)  # type: ignore[no-untyped-call]

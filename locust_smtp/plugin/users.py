@@ -68,6 +68,7 @@ from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
 from .recorder import StageRecord, recorder_of, wants_stage_events
+from .trace import Tracer, make_tracer
 from .transaction_log import MessageRecord, transaction_log_for
 
 if TYPE_CHECKING:
@@ -243,6 +244,9 @@ class SmtpUser(User):
     """``"user"``: each user keeps one address; ``"connection"``: a new one for each
     connection."""
 
+    trace_delivery: bool = False
+    """Start every message with an ``X-Locust-Smtp-Trace`` header (run id, number, send
+    time) for end-to-end delivery measurement (:mod:`locust_smtp.plugin.trace`)."""
     transaction_log: str | None = None
     """A file to append one JSON line per message to (schema:
     :mod:`locust_smtp.plugin.transaction_log`); on a worker, ``PATH.worker-N``. Default:
@@ -349,6 +353,11 @@ class SmtpUser(User):
         self._arrivals = schedule_for(environment)
         self._scheduled: float | None = None
         """The scheduled start of the message being sent, under an arrival rate."""
+        self._tracer: Tracer | None = None
+        if self.trace_delivery:
+            self._tracer = make_tracer(environment)
+        self._number: int | None = None
+        """The pool's number of the message being sent (None without a pool)."""
         self._log: MessageRecord | None = None
         if self.transaction_log:
             self._log = MessageRecord(
@@ -614,9 +623,10 @@ class SmtpUser(User):
         if self._arrivals is not None:
             self.await_arrival()
         if pool is None:
+            self._number = None
             yield None
             return
-        number = pool.claim()
+        number = self._number = pool.claim()
         if number is None:
             self.end_session()
             raise StopUser()
@@ -842,6 +852,8 @@ class SmtpUser(User):
             return None
         result: MailResult | None = None
         failure: SmtpError | None = None
+        if self._tracer is not None:
+            payload = self._tracer.header(self._number) + payload
         plan = self._plan
         if plan is not PLAIN_PLAN:
             payload, mail_params = plan.prepare(payload)

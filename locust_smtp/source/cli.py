@@ -122,6 +122,7 @@ def _locust_argv(config: SourceConfig) -> list[str]:
         *(["--smtp-rate", config.rate] if config.rate else []),
         *(["--smtp-arrivals", config.arrivals] if config.rate else []),
         *(["--smtp-rate-seed", str(config.rate_seed)] if config.rate_seed is not None else []),
+        *(["--smtp-run-id", config.run_id] if config.run_id else []),
         *config.locust_args,
     ]
 
@@ -186,6 +187,9 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
         if not config.quiet and runner is not None:
             request_type = "LMTP" if config.lmtp else "SMTP"
             print(render(environment, request_type, PROGRAM), file=run.stderr)
+            if config.trace_delivery:
+                run_id = getattr(environment.parsed_options, "smtp_run_id", None)
+                print(f"delivery traced as run {run_id}", file=run.stderr)
         # a fatal error: 1; stopped by a signal: 128 + its number (130, 143); else 0
         if not ok:
             environment.process_exit_code = 1

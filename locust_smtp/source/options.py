@@ -19,6 +19,7 @@ import socket
 from dataclasses import dataclass, field
 
 from ..plugin.arrivals import ARRIVALS, parse_profile
+from ..plugin.trace import check_run_id
 from ..protocol._auth import MECHANISMS
 from ..protocol.address import address_literal_problem, hostname_problem
 from ..protocol.client_identity import AddressPool
@@ -72,6 +73,8 @@ LONG_OPTIONS = [
     "rate=",
     "arrivals=",
     "rate-seed=",
+    "trace-delivery",
+    "run-id=",
     "help",
 ]
 #: long options of the ESMTP extensions -> (SourceConfig field, value); each implies EHLO
@@ -135,6 +138,9 @@ Ours:
                       like 10-200/60s,200/5m,1000/10s,200; -s sessions are the capacity
   --arrivals constant|poisson   with --rate: evenly spaced (default) or Poisson
   --rate-seed N       seed of the Poisson arrivals
+  --trace-delivery    an X-Locust-Smtp-Trace header in every message, for the sink
+                      to measure delivery end to end (docs/delivery.md)
+  --run-id ID         the run id in that header (default: made at the start)
   --request-events stage|failures|auto
                       which stages are Locust request events (auto: failures
                       unless a Locust listener such as --otel needs them all)
@@ -190,6 +196,8 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-rate": "--rate",
     "--smtp-arrivals": "--arrivals",
     "--smtp-rate-seed": "--rate-seed",
+    "--smtp-trace-delivery": "--trace-delivery",
+    "--smtp-run-id": "--run-id",
     "--smtp-starttls": "--starttls or --starttls-if-offered",
     "--smtp-tls-no-verify": "--tls-no-verify",
     "--smtp-tls-ca": "--tls-ca",
@@ -318,6 +326,8 @@ class SourceConfig:
     rate: str | None = None
     arrivals: str = "constant"
     rate_seed: int | None = None
+    trace_delivery: bool = False
+    run_id: str | None = None
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -496,6 +506,13 @@ def parse_args(argv: list[str]) -> SourceConfig:
             config.arrivals = value
         elif opt == "--rate-seed":
             config.rate_seed = _positive(value, "rate seed")
+        elif opt == "--trace-delivery":
+            config.trace_delivery = True
+        elif opt == "--run-id":
+            try:
+                config.run_id = check_run_id(value)
+            except ValueError as exc:
+                raise UsageError(f"fatal: {exc}") from None
         elif opt == "--transaction-log":
             try:
                 open(value, "a").close()

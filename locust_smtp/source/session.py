@@ -179,6 +179,7 @@ class SourceUser(SmtpUser):
         self.request_events = config.request_events
         self.starttls = config.starttls
         self.transaction_log = config.transaction_log
+        self.trace_delivery = config.trace_delivery
         for name in _TLS_SETTINGS + MAIL_SETTINGS + IDENTITY_SETTINGS:
             setattr(self, name, getattr(config, name))
         self._address = ""
@@ -449,6 +450,8 @@ class SourceUser(SmtpUser):
         config = self.source.config
         self._lmtp_judged = False
         payload = self.payload_template.render(self.message_id(number))
+        if self._tracer is not None:
+            payload = self._tracer.header(number) + payload
         recipients: Iterable[str]
         if not config.number_recipients:
             recipients = self.recipients()  # the same for every message: made once
