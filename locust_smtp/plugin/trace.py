@@ -59,10 +59,9 @@ class Tracer:
     def header(self, number: int | None) -> bytes:
         """The header of the message the pool numbered ``number`` (None: no pool)."""
         if number is None or not self.total:
-            seq = next(self._numbers)
-        else:
-            seq = self.total - 1 - number  # the pool counts down: seq counts up from 0
-        return trace_header(self.run_id, seq)
+            return trace_header(self.run_id, next(self._numbers))
+        # the pool counts down from total - 1: seq counts up from 0
+        return trace_header(self.run_id, self.total - 1 - number)
 
 
 _process_numbers = itertools.count()
