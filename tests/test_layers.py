@@ -51,9 +51,10 @@ LAYERS = {
     "client": {"protocol", "transport", "tls", "client"},
     "transport": {"protocol", "transport"},
     "tls": {"protocol", "transport", "tls"},
-    "plugin": {"protocol", "transport", "tls", "client", "plugin"},
+    "plugin": {"protocol", "transport", "tls", "client", "plugin", "workload"},
     "sink": {"protocol", "transport", "tls", "sink"},
-    "source": {"protocol", "transport", "tls", "client", "plugin", "source"},
+    "source": {"protocol", "transport", "tls", "client", "plugin", "source", "workload"},
+    "workload": {"workload"},
 }
 
 
