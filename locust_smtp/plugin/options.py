@@ -72,6 +72,17 @@ USER_ATTRIBUTES = {
     "smtp_client_addresses": "client_addresses",
     "smtp_client_address_per": "client_address_per",
     "smtp_transaction_log": "transaction_log",
+    "smtp_corpus": "corpus",
+    "smtp_message_template": "message_template",
+    "smtp_message_sizes": "message_sizes",
+    "smtp_attachments": "attachments",
+    "smtp_recipient_counts": "recipient_counts",
+    "smtp_recipient_domains": "recipient_domains",
+    "smtp_invalid_recipients": "invalid_recipients",
+    "smtp_recipient_file": "recipient_file",
+    "smtp_sender_file": "sender_file",
+    "smtp_messages_per_connection": "messages_per_connection",
+    "smtp_workload_seed": "workload_seed",
 }
 
 
@@ -317,6 +328,60 @@ def add_options(parser: LocustArgumentParser, **_kwargs: Any) -> None:
         help="The run id of --smtp-trace-delivery (default: made at the start)",
     )
     group.add_argument(
+        "--smtp-corpus",
+        metavar="PATH[=W],...",
+        include_in_web_ui=True,
+        help="Messages from Maildirs, .eml trees, mboxes or files, weighted",
+    )
+    group.add_argument(
+        "--smtp-keep-headers",
+        action="store_true",
+        default=False,
+        help="Send corpus messages' From, To, Message-Id and Date as they are",
+    )
+    group.add_argument(
+        "--smtp-message-template", metavar="FILE", help="A message template ({seq}, {pad:64K} ...)"
+    )
+    group.add_argument(
+        "--smtp-message-sizes",
+        metavar="DIST",
+        include_in_web_ui=True,
+        help="Pad messages to sizes drawn from DIST (lognormal:64K,1.2; uniform:2K-1M; "
+        "weights:4K=70,1M=30; empirical:CORPUS)",
+    )
+    group.add_argument("--smtp-attachments", metavar="SIZES", help="Attachments (100K,2M)")
+    group.add_argument(
+        "--smtp-recipient-counts",
+        metavar="DIST",
+        include_in_web_ui=True,
+        help="Recipients per message, drawn (weights:1=80,5=15,50=5)",
+    )
+    group.add_argument(
+        "--smtp-recipient-domains",
+        metavar="MIX",
+        include_in_web_ui=True,
+        help="Recipients over a domain mix (gmail.com:67,outlook.com:20,example.net:13)",
+    )
+    group.add_argument(
+        "--smtp-invalid-recipients",
+        metavar="SHARE",
+        help="Share (0 to 1) of drawn recipients meant to be refused",
+    )
+    group.add_argument("--smtp-recipient-file", metavar="CSV", help="Recipients from a CSV file")
+    group.add_argument("--smtp-sender-file", metavar="CSV", help="Senders from a CSV file")
+    group.add_argument(
+        "--smtp-unique-addresses",
+        action="store_true",
+        default=False,
+        help="Each worker takes its own slice of the address files",
+    )
+    group.add_argument(
+        "--smtp-messages-per-connection",
+        metavar="DIST",
+        help="Messages per connection before QUIT, drawn per connection (uniform:1-20)",
+    )
+    group.add_argument("--smtp-workload-seed", metavar="N", help="Seed of the workload's draws")
+    group.add_argument(
         "--smtp-transaction-log",
         metavar="PATH",
         help="Append one JSON line per message to PATH (PATH.worker-N on a worker): "
@@ -347,6 +412,10 @@ def apply_options(user: Any, environment: Environment) -> None:
         user.dsn_orcpt = True
     if option_value(options, "smtp_trace_delivery"):
         user.trace_delivery = True
+    if option_value(options, "smtp_keep_headers"):
+        user.rewrite_headers = False
+    if option_value(options, "smtp_unique_addresses"):
+        user.unique_addresses = True
 
 
 #: Types of the options whose default is None: the web UI's form sends them as text.
@@ -356,6 +425,8 @@ OPTION_TYPES: dict[str, Callable[[str], Any]] = {
     "smtp_timeout": float,
     "smtp_messages": int,
     "smtp_bdat_chunk_size": int,
+    "smtp_invalid_recipients": float,
+    "smtp_workload_seed": int,
 }
 
 
@@ -368,6 +439,8 @@ FLAGS = frozenset(
         "smtp_auth_plaintext",
         "smtp_dsn_orcpt",
         "smtp_trace_delivery",
+        "smtp_keep_headers",
+        "smtp_unique_addresses",
     )
 )
 #: Options whose first choice means "not set" (the web UI's select always has a value).

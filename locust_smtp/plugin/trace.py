@@ -68,13 +68,16 @@ _process_numbers = itertools.count()
 
 
 def name_run(environment: Any, **_kwargs: Any) -> None:
-    """At a test's start on the master or a local runner: a run id unless one was given
-    (Locust sends it to the workers with the options)."""
-    from locust.runners import WorkerRunner
+    """At a test's start on the master or a local runner: a run id unless one was given,
+    and the number of workers (Locust sends both to the workers with the options)."""
+    from locust.runners import MasterRunner, WorkerRunner
 
     options = environment.parsed_options
-    if options is None or isinstance(environment.runner, WorkerRunner):
+    runner = environment.runner
+    if options is None or isinstance(runner, WorkerRunner):
         return
+    # (the workers' number too: --smtp-unique-addresses splits address files by it)
+    options.smtp_worker_count = runner.worker_count if isinstance(runner, MasterRunner) else 1
     given = getattr(options, "smtp_run_id", None)
     if not given or given == "default":
         options.smtp_run_id = new_run_id()

@@ -21,6 +21,7 @@ import functools
 import ipaddress
 import itertools
 import os
+import random
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +65,7 @@ from ..tls import context_for
 from .accounts import accounts_of
 from .arrivals import FROM_SCHEDULE, START_LAG, schedule_for
 from .client_addresses import next_client_number
+from .compose import Composer, ConnectionQuota, Message, wants_composer
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
 from .pool import get_pool
@@ -91,6 +93,12 @@ def _credential_rows(path: str) -> list[tuple[str, str]]:
 
 
 _recipient_numbers = RecipientNumbers()
+
+
+def _worker_count(environment: Environment) -> int:
+    """The run's number of workers, as the master said at the start (1 without)."""
+    options = environment.parsed_options
+    return max(int(getattr(options, "smtp_worker_count", 1) or 1), 1)
 
 
 def _worker_index(environment: Environment) -> int:
@@ -128,6 +136,36 @@ class SmtpUser(User):
     """Body of this many bytes (smtp-source ``-l``) instead of the four-line default."""
     message_file: str | None = None
     """Send this file's content (smtp-source ``-F``; no generated headers)."""
+    corpus: str | None = None
+    """Messages from disk instead: ``PATH[=WEIGHT],...`` of Maildirs, ``.eml`` trees,
+    mboxes or files, picked at random by weight (:mod:`locust_smtp.plugin.compose`)."""
+    rewrite_headers: bool = True
+    """Give corpus messages the transaction's From, To, Message-Id and Date."""
+    message_template: str | None = None
+    """A template file: the message with ``{seq}``, ``{sender}``, ``{recipient}``,
+    ``{words:N}``, ``{pad:SIZE}`` ... filled in for each message."""
+    message_sizes: str | None = None
+    """Pad each message to a size drawn from this distribution (``lognormal:64K,1.2``,
+    ``uniform:2K-20M``, ``weights:4K=70,1M=30``, ``empirical:CORPUS``)."""
+    attachments: str | None = None
+    """Attach random files of these sizes to each message (``100K,2M``)."""
+    recipient_counts: str | None = None
+    """Recipients per message, a distribution (``weights:1=80,5=15,50=5``)."""
+    recipient_domains: str | None = None
+    """Recipients drawn over a weighted domain mix (``gmail.com:67,outlook.com:20``)."""
+    invalid_recipients: float = 0.0
+    """The share (0 to 1) of drawn recipients meant to be refused (unknown users)."""
+    recipient_file: str | None = None
+    """Recipients from a CSV file (a column of addresses; the first by default)."""
+    sender_file: str | None = None
+    """Senders from a CSV file."""
+    unique_addresses: bool = False
+    """Each worker takes its own slice of the address files."""
+    messages_per_connection: str | None = None
+    """Messages a connection carries before QUIT, drawn per connection (``uniform:1-20``);
+    implies :attr:`reuse_connection`."""
+    workload_seed: int | None = None
+    """Seed of this class's draws (user N uses seed + N); default: random."""
     subject: str | None = None
     """Add a ``Subject:`` header (smtp-source ``-S``)."""
     headers: bool = True
@@ -358,11 +396,28 @@ class SmtpUser(User):
             self._tracer = make_tracer(environment)
         self._number: int | None = None
         """The pool's number of the message being sent (None without a pool)."""
+        self._user_number = next(_user_numbers)
+        self._composer: Composer | None = None
+        self._quota: ConnectionQuota | None = None
+        try:
+            if wants_composer(self):
+                self._composer = Composer(
+                    self,
+                    user_number=self._user_number,
+                    worker=_worker_index(environment),
+                    workers=_worker_count(environment),
+                )
+            if self.messages_per_connection:
+                self.reuse_connection = True
+                rng = self._composer.rng if self._composer else random.Random()
+                self._quota = ConnectionQuota(self.messages_per_connection, rng)
+        except ValueError as exc:
+            raise LocustError(f"bad workload settings: {exc}") from None
         self._log: MessageRecord | None = None
         if self.transaction_log:
             self._log = MessageRecord(
                 transaction_log_for(environment, self.transaction_log),
-                f"{_worker_index(environment)}:{next(_user_numbers)}",
+                f"{_worker_index(environment)}:{self._user_number}",
             )
 
     # -- configuration hooks ---------------------------------------------------------------
@@ -681,8 +736,29 @@ class SmtpUser(User):
             if not self.client.connected and not self.open_session():
                 return None
             number = claimed if number is None else number
+            if self._composer is not None:
+                message = self.compose_message(number)
+                payload = data_payload(message.content)
+                return self._send_counted(message.sender, message.recipients, payload)
             payload = self.payload_template.render(self.message_id(number))
             return self._send_counted(self.envelope_sender, self.recipients(), payload)
+
+    def compose_message(self, number: int | None) -> Message:
+        """The next message drawn from the workload settings (:mod:`.compose`)."""
+        composer = self._composer
+        assert composer is not None
+        local = self.message_id(number)
+        content = None if composer.corpus or composer.template else self.template.render(local)
+        fields: dict[str, object] = {"seq": self._number if self._number is not None else 0}
+        if self._tracer is not None:
+            fields["run_id"] = self._tracer.run_id
+        return composer.compose(
+            sender=self.envelope_sender,
+            recipients=self.recipients(),
+            content=content,
+            message_id=f"<{local}@{self.my_hostname}>",
+            fields=fields,
+        )
 
     def send_raw_message(
         self, sender: str, recipients: Sequence[str], message: bytes
@@ -698,6 +774,8 @@ class SmtpUser(User):
         :attr:`reconnect_delay`, doubled after every further failure up to
         :attr:`reconnect_delay_max`, so that a server that is down is not hammered."""
         client = self.client
+        if self._quota is not None:
+            self._quota.connection_ended()  # a new connection: a new share
         if self._reconnect_wait:
             gevent.sleep(self._reconnect_wait)
         start, t0 = time.time(), time.perf_counter()
@@ -886,6 +964,8 @@ class SmtpUser(User):
             self._after_failure(failure)
         if not self.reuse_connection:
             self.end_session()
+        elif self._quota is not None and self._quota.sent_one():
+            self.end_session()  # this connection has carried its share
         return result
 
     def _xforward(self) -> bool:

@@ -19,11 +19,13 @@ import socket
 from dataclasses import dataclass, field
 
 from ..plugin.arrivals import ARRIVALS, parse_profile
+from ..plugin.compose import Composer, wants_composer
 from ..plugin.trace import check_run_id
 from ..protocol._auth import MECHANISMS
 from ..protocol.address import address_literal_problem, hostname_problem
 from ..protocol.client_identity import AddressPool
 from ..protocol.mail_options import MailOptions
+from ..workload import parse_distribution
 
 PROGRAM = "locust-smtp"
 SHORT_OPTIONS = "46AcC:df:F:l:Lm:M:Nor:R:s:S:t:T:vw:"
@@ -75,6 +77,19 @@ LONG_OPTIONS = [
     "rate-seed=",
     "trace-delivery",
     "run-id=",
+    "corpus=",
+    "keep-headers",
+    "template=",
+    "message-sizes=",
+    "attachments=",
+    "recipient-counts=",
+    "recipient-domains=",
+    "invalid-recipients=",
+    "recipient-file=",
+    "sender-file=",
+    "unique-addresses",
+    "messages-per-connection=",
+    "seed=",
     "help",
 ]
 #: long options of the ESMTP extensions -> (SourceConfig field, value); each implies EHLO
@@ -141,6 +156,19 @@ Ours:
   --trace-delivery    an X-Locust-Smtp-Trace header in every message, for the sink
                       to measure delivery end to end (docs/delivery.md)
   --run-id ID         the run id in that header (default: made at the start)
+Real traffic (docs/workloads.md):
+  --corpus PATH[=W],...   messages from Maildirs, .eml trees, mboxes or files
+  --keep-headers      send corpus messages' From/To/Message-Id/Date unchanged
+  --template FILE     a message template ({{seq}}, {{words:20}}, {{pad:64K}} ...)
+  --message-sizes DIST    pad to sizes drawn from DIST (lognormal:64K,1.2 ...)
+  --attachments SIZES     attach random files of these sizes (100K,2M)
+  --recipient-counts DIST recipients per message (weights:1=80,5=15,50=5)
+  --recipient-domains MIX recipients over domains (gmail.com:67,outlook.com:20)
+  --invalid-recipients SHARE  share of drawn recipients meant to be refused
+  --recipient-file CSV, --sender-file CSV   addresses from CSV files
+  --unique-addresses  each worker takes its own slice of the address files
+  --messages-per-connection DIST  QUIT after this many (implies -d)
+  --seed N            seed of the workload's draws
   --request-events stage|failures|auto
                       which stages are Locust request events (auto: failures
                       unless a Locust listener such as --otel needs them all)
@@ -179,6 +207,19 @@ Client identity (one machine as many clients):
 Locust options go after the operand and --, e.g. -- --csv out --processes 2.
 """
 
+#: the workload's long options that take a value -> SourceConfig field
+WORKLOAD_VALUE_OPTIONS = {
+    "--corpus": "corpus",
+    "--template": "message_template",
+    "--message-sizes": "message_sizes",
+    "--attachments": "attachments",
+    "--recipient-counts": "recipient_counts",
+    "--recipient-domains": "recipient_domains",
+    "--recipient-file": "recipient_file",
+    "--sender-file": "sender_file",
+    "--messages-per-connection": "messages_per_connection",
+}
+
 #: The --smtp-* Locust options (for locustfiles) and what locust-smtp takes instead.
 SMTP_OPTION_EQUIVALENTS = {
     "--smtp-messages": "-m",
@@ -198,6 +239,19 @@ SMTP_OPTION_EQUIVALENTS = {
     "--smtp-rate-seed": "--rate-seed",
     "--smtp-trace-delivery": "--trace-delivery",
     "--smtp-run-id": "--run-id",
+    "--smtp-corpus": "--corpus",
+    "--smtp-keep-headers": "--keep-headers",
+    "--smtp-message-template": "--template",
+    "--smtp-message-sizes": "--message-sizes",
+    "--smtp-attachments": "--attachments",
+    "--smtp-recipient-counts": "--recipient-counts",
+    "--smtp-recipient-domains": "--recipient-domains",
+    "--smtp-invalid-recipients": "--invalid-recipients",
+    "--smtp-recipient-file": "--recipient-file",
+    "--smtp-sender-file": "--sender-file",
+    "--smtp-unique-addresses": "--unique-addresses",
+    "--smtp-messages-per-connection": "--messages-per-connection",
+    "--smtp-workload-seed": "--seed",
     "--smtp-starttls": "--starttls or --starttls-if-offered",
     "--smtp-tls-no-verify": "--tls-no-verify",
     "--smtp-tls-ca": "--tls-ca",
@@ -328,6 +382,19 @@ class SourceConfig:
     rate_seed: int | None = None
     trace_delivery: bool = False
     run_id: str | None = None
+    corpus: str | None = None
+    rewrite_headers: bool = True
+    message_template: str | None = None
+    message_sizes: str | None = None
+    attachments: str | None = None
+    recipient_counts: str | None = None
+    recipient_domains: str | None = None
+    invalid_recipients: float = 0.0
+    recipient_file: str | None = None
+    sender_file: str | None = None
+    unique_addresses: bool = False
+    messages_per_connection: str | None = None
+    workload_seed: int | None = None
     show_help: bool = False
     locust_args: list[str] = field(default_factory=list)
 
@@ -513,6 +580,21 @@ def parse_args(argv: list[str]) -> SourceConfig:
                 config.run_id = check_run_id(value)
             except ValueError as exc:
                 raise UsageError(f"fatal: {exc}") from None
+        elif opt in WORKLOAD_VALUE_OPTIONS:
+            setattr(config, WORKLOAD_VALUE_OPTIONS[opt], value)
+        elif opt == "--keep-headers":
+            config.rewrite_headers = False
+        elif opt == "--unique-addresses":
+            config.unique_addresses = True
+        elif opt == "--invalid-recipients":
+            try:
+                config.invalid_recipients = float(value)
+            except ValueError:
+                config.invalid_recipients = -1.0
+            if not 0.0 <= config.invalid_recipients <= 1.0:
+                raise UsageError(f"fatal: bad invalid recipients share: {value} (0 to 1)")
+        elif opt == "--seed":
+            config.workload_seed = atoi(value)
         elif opt == "--transaction-log":
             try:
                 open(value, "a").close()
@@ -556,6 +638,15 @@ def parse_args(argv: list[str]) -> SourceConfig:
         mail_options(config).check()
     except ValueError as exc:
         raise UsageError(f"fatal: bad {exc}") from None
+    if config.messages_per_connection:
+        config.reuse_connection = True  # QUIT when a connection has had its share
+    try:  # read the corpus, template and address files now: errors before the start
+        if wants_composer(config):
+            Composer(config, user_number=0)
+        if config.messages_per_connection:
+            parse_distribution(config.messages_per_connection)
+    except ValueError as exc:
+        raise UsageError(f"fatal: {exc}") from None
     config.operand = operands[0]
     return config
 

@@ -27,13 +27,14 @@ from gevent import GreenletExit
 from locust.exception import StopUser
 
 from ..client import SmtpClient
+from ..plugin.compose import SETTINGS as COMPOSE_SETTINGS
 from ..plugin.distributed import FATAL, WorkerPool
 from ..plugin.pool import MessagePool, get_pool
 from ..plugin.users import SmtpUser, UserStopped
 from ..protocol import stages
 from ..protocol._auth import not_offered_text
 from ..protocol._auth import offered as auth_offered
-from ..protocol._content import MessageTemplate
+from ..protocol._content import MessageTemplate, data_payload
 from ..protocol._envelope import RecipientNumbers, numbered_recipient
 from ..protocol._errors import (
     ConnectError,
@@ -180,7 +181,7 @@ class SourceUser(SmtpUser):
         self.starttls = config.starttls
         self.transaction_log = config.transaction_log
         self.trace_delivery = config.trace_delivery
-        for name in _TLS_SETTINGS + MAIL_SETTINGS + IDENTITY_SETTINGS:
+        for name in _TLS_SETTINGS + MAIL_SETTINGS + IDENTITY_SETTINGS + COMPOSE_SETTINGS:
             setattr(self, name, getattr(config, name))
         self._address = ""
         super().__init__(environment)
@@ -300,6 +301,8 @@ class SourceUser(SmtpUser):
             self._after_failure(failure)
         if not config.reuse_connection and self.client.connected:
             self.quit_or_fatal()
+        elif self._quota is not None and self.client.connected and self._quota.sent_one():
+            self.quit_or_fatal()  # --messages-per-connection: this one has had its share
 
     def _hint(self, exc: SmtpError) -> str:
         """What a greeting that never came may mean: a port that speaks TLS first."""
@@ -332,6 +335,8 @@ class SourceUser(SmtpUser):
         client = self.client
         config = self.source.config
         if not client.connected:
+            if self._quota is not None:
+                self._quota.connection_ended()
             self._connect()
             greeting = client.read_greeting()
             if not greeting.positive:
@@ -449,25 +454,18 @@ class SourceUser(SmtpUser):
         client = self.client
         config = self.source.config
         self._lmtp_judged = False
-        payload = self.payload_template.render(self.message_id(number))
+        sender = self.envelope_sender
+        recipients: Iterable[str]
+        if self._composer is not None:  # real traffic: drawn (docs/workloads.md)
+            self._number = number
+            message = self.compose_message(number)
+            sender, recipients = message.sender, message.recipients
+            payload = data_payload(message.content)
+        else:
+            payload = self.payload_template.render(self.message_id(number))
+            recipients = self._source_recipients(number)
         if self._tracer is not None:
             payload = self._tracer.header(number) + payload
-        recipients: Iterable[str]
-        if not config.number_recipients:
-            recipients = self.recipients()  # the same for every message: made once
-        else:
-            numbers = self.source.numbers
-            if isinstance(get_pool(self.environment), WorkerPool):
-                # several processes: no common counter, so each message numbers its
-                # recipients from its own place in the run; still unique, 1 upwards
-                first = (config.messages - 1 - number) * config.recipients_per_message + 1
-                numbers = RecipientNumbers(first)
-            # numbered as each RCPT is written, so that -N numbers interleave across
-            # sessions as in C
-            recipients = (
-                numbered_recipient(self.envelope_recipient, left, numbers)
-                for left in range(config.recipients_per_message, 0, -1)
-            )
         if config.client_identity == "xforward":
             reply = client.xforward(self._address, self.my_hostname)
             if not reply.positive:
@@ -478,7 +476,7 @@ class SourceUser(SmtpUser):
         plan = self._plan
         if plan is PLAIN_PLAN:
             transaction = client.transaction(
-                self.envelope_sender,
+                sender,
                 recipients,
                 payload,
                 on_reply=self._check_reply,
@@ -487,7 +485,7 @@ class SourceUser(SmtpUser):
         else:
             payload, mail_params = plan.prepare(payload)
             transaction = client.transaction(
-                self.envelope_sender,
+                sender,
                 recipients,
                 payload,
                 mail_params=mail_params,
@@ -510,6 +508,24 @@ class SourceUser(SmtpUser):
         elif transaction.reset_needed:
             self._rset()
         return error
+
+    def _source_recipients(self, number: int) -> Iterable[str]:
+        """smtp-source's recipients of message ``number`` (-r, -N)."""
+        config = self.source.config
+        if not config.number_recipients:
+            return self.recipients()  # the same for every message: made once
+        numbers = self.source.numbers
+        if isinstance(get_pool(self.environment), WorkerPool):
+            # several processes: no common counter, so each message numbers its
+            # recipients from its own place in the run; still unique, 1 upwards
+            first = (config.messages - 1 - number) * config.recipients_per_message + 1
+            numbers = RecipientNumbers(first)
+        # numbered as each RCPT is written, so that -N numbers interleave across sessions
+        # as in C
+        return (
+            numbered_recipient(self.envelope_recipient, left, numbers)
+            for left in range(config.recipients_per_message, 0, -1)
+        )
 
     def _check_reply(self, command: Command) -> None:
         """smtp-source's reaction to each refused reply of a transaction: fatal, or under
