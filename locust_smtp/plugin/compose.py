@@ -154,8 +154,8 @@ class Composer:
         return addresses
 
     @property
-    def makes_content(self) -> bool:
-        return bool(self.corpus or self.template or self.sizes or self.attachments)
+    def drawn_recipients(self) -> bool:
+        return bool(self.counts or self.generator or self.recipient_pool)
 
     def recipients(self, default: list[str]) -> list[str]:
         """The next message's recipients (``default``: the user's usual ones)."""
@@ -180,11 +180,15 @@ class Composer:
         content: bytes | None,
         message_id: str,
         fields: dict[str, object],
+        headers: bool = True,
     ) -> Message:
         """The next message: ``sender``, ``recipients`` and ``content`` are the user's
-        usual ones (content None: made only if needed), ``message_id`` its Message-Id
-        value (with ``<>``), ``fields`` extra template fields (``seq``, ``run_id``)."""
+        usual ones (content None: made only if needed; ``headers``: it has a header
+        section, whose From and To then name a drawn sender and recipients),
+        ``message_id`` its Message-Id value (with ``<>``), ``fields`` extra template
+        fields (``seq``, ``run_id``)."""
         rng = self.rng
+        drawn = bool(self.sender_pool) or self.drawn_recipients
         if self.sender_pool:
             sender = rng.choice(self.sender_pool)
         recipients = self.recipients(recipients)
@@ -210,6 +214,11 @@ class Composer:
                 **fields,
             }
             content = to_crlf(self.template.render(values, rng).encode("utf-8"))
+        elif drawn and headers and self.rewrite and content is not None:
+            # the user's usual message, addressed as drawn
+            content = rewrite_headers(
+                content, sender=f"<{sender}>", recipients=[f"<{r}>" for r in recipients]
+            )
         assert content is not None
         if self.sizes is not None:
             content = pad_to_size(content, self.sizes.sample(rng), rng)

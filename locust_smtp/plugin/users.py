@@ -758,6 +758,7 @@ class SmtpUser(User):
             content=content,
             message_id=f"<{local}@{self.my_hostname}>",
             fields=fields,
+            headers=self.template.has_message_id,  # (no generated headers: -o, -F)
         )
 
     def send_raw_message(
