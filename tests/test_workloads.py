@@ -94,8 +94,10 @@ def test_keep_headers_sends_the_corpus_as_it_is(tmp_path: Path, corpus: Path) ->
     record = tmp_path / "record"
     run("-m", "3", "--keep-headers", "--corpus", str(corpus / "eml" / "one.eml"), record=record)
     for _sender, _recipients, content in transactions(record):
-        assert content == (b"From: someone@else\r\nTo: nobody@else\r\nCc: copy@else\r\n"
-                           b"Subject: first\r\n\r\nbody of the first\r\n.a dotted line\r\n")  # fmt: skip
+        assert content == (
+            b"From: someone@else\r\nTo: nobody@else\r\nCc: copy@else\r\n"
+            b"Subject: first\r\n\r\nbody of the first\r\n.a dotted line\r\n"
+        )
 
 
 def test_drawn_recipients_domains_and_invalid_share(tmp_path: Path) -> None:
