@@ -22,4 +22,5 @@ class Replayer(SmtpUser):
     sender = "replay@example.com"
     recipient = "inbox@example.net"
     reuse_connection = True
-    pipelining = "auto"
+    hello_command = "EHLO"
+    pipelining = "auto"  # MAIL, RCPT and DATA in one write when the server offers it
