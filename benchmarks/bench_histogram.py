@@ -24,7 +24,7 @@ import statistics
 import time
 from typing import Any
 
-from locust_smtp.plugin.histogram import Histogram
+from locust_smtp.histogram import Histogram
 
 
 def samples(n: int) -> list[int]:

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from locust_smtp.plugin.histogram import Histogram, bucket_of, bucket_range
+from locust_smtp.histogram import Histogram, bucket_of, bucket_range
 
 SAMPLES = st.lists(st.integers(min_value=0, max_value=600_000_000), min_size=1, max_size=300)
 PERCENTS = st.sampled_from([0.1, 1, 25, 50, 90, 95, 99, 99.9, 100])

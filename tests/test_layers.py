@@ -51,8 +51,9 @@ LAYERS = {
     "client": {"protocol", "transport", "tls", "client"},
     "transport": {"protocol", "transport"},
     "tls": {"protocol", "transport", "tls"},
-    "plugin": {"protocol", "transport", "tls", "client", "plugin", "workload"},
-    "sink": {"protocol", "transport", "tls", "sink"},
+    "plugin": {"protocol", "transport", "tls", "client", "plugin", "workload", "histogram"},
+    "sink": {"protocol", "transport", "tls", "sink", "histogram"},
+    "histogram": {"histogram"},
     "source": {"protocol", "transport", "tls", "client", "plugin", "source", "workload"},
     "workload": {"workload"},
 }

@@ -16,7 +16,7 @@ from locust.stats import bucket_response_time
 from servers import LOCUST_SMTP, our_sink, smtp_sink
 
 from locust_smtp import SmtpUser
-from locust_smtp.plugin.histogram import Histogram
+from locust_smtp.histogram import Histogram
 from locust_smtp.plugin.recorder import (
     StageRecord,
     install,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from .histogram import SUB_BUCKET_BITS, Histogram, bucket_range
+from ..histogram import SUB_BUCKET_BITS, Histogram, bucket_range
 
 if TYPE_CHECKING:
     from locust.env import Environment

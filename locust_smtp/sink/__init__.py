@@ -18,11 +18,18 @@ failed handshakes. ``--auth-file FILE`` offers AUTH PLAIN, LOGIN, CRAM-MD5, XOAU
 OAUTHBEARER against its ``user:password`` lines (the password is the OAuth token),
 counting successes and failures.
 
+Delivery tracking (:mod:`.delivery`, docs/delivery.md): every accepted message's header
+section is read for the generator's ``X-Locust-Smtp-Trace`` field; per run the sink
+counts unique messages, duplicates, gaps, late ones (``--late``), lost ones
+(``--expect RUN=N``) and the delivery latency, prints a line per run before the count
+line, and writes it all as JSON with ``--delivery-report FILE``.
+
 Commands for the fault options: connect, helo, ehlo, lhlo, starttls, auth, mail, rcpt,
 data, ``.`` (end of data), rset, noop, quit.
 """
 
 from .cli import entry_point, main, parse_args
+from .delivery import DeliveryTracker, parse_trace
 from .server import Sink, listen
 from .state import COMMANDS, PROGRAM, Counters, Session, SinkConfig
 
@@ -30,6 +37,7 @@ __all__ = [
     "COMMANDS",
     "PROGRAM",
     "Counters",
+    "DeliveryTracker",
     "Session",
     "Sink",
     "SinkConfig",
@@ -37,4 +45,5 @@ __all__ = [
     "listen",
     "main",
     "parse_args",
+    "parse_trace",
 ]

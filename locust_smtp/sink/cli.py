@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..protocol.address import AddressError
-from .server import Sink, listen
+from .delivery import LATE_AFTER, RUN_ID, DeliveryTracker
+from .server import Sink, listen, write_report
 from .state import COMMANDS, EXTENSIONS, PROGRAM, SinkConfig, read_credentials
 
 
@@ -17,6 +18,25 @@ def _commands(value: str) -> frozenset[str]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown command: {', '.join(sorted(unknown))}")
     return names
+
+
+def _late(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"bad late threshold: {value}")
+    return seconds
+
+
+def _expect(value: str) -> tuple[str, int]:
+    run, equals, count = value.rpartition("=")
+    if not equals or not RUN_ID.match(run):
+        raise argparse.ArgumentTypeError(f"not RUN=N: {value}")
+    if not count.isascii() or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"bad message count: {count}")
+    return run, int(count)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -104,6 +124,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write each connection's client bytes to DIR/NNNNNN.client (AUTH credentials "
         "replaced by ****)",
     )
+    parser.add_argument(
+        "--delivery-report",
+        type=Path,
+        metavar="FILE",
+        help="write the delivery tracking of traced messages (the X-Locust-Smtp-Trace header) "
+        "to FILE as JSON, at start, at each --report-interval and at exit",
+    )
+    parser.add_argument(
+        "--late",
+        type=_late,
+        default=LATE_AFTER,
+        metavar="SECONDS",
+        help=f"a traced message delivered later than this is late (default {LATE_AFTER:g})",
+    )
+    parser.add_argument(
+        "--expect",
+        type=_expect,
+        action="append",
+        default=[],
+        metavar="RUN=N",
+        help="run RUN sent N traced messages: report how many were lost (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -134,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         smtps=args.smtps,
         hidden=hidden,
         proxy_protocol=args.proxy_protocol,
+        late_after=args.late,
+        expected=dict(args.expect),
+        delivery_report=args.delivery_report,
     )
     if args.auth_file:
         try:
@@ -151,6 +196,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             print(f"{PROGRAM}: fatal: TLS certificate: {exc}", file=sys.stderr)
+            return 1
+    if config.delivery_report is not None:
+        try:  # an empty report at once: a path that cannot be written fails now
+            write_report(
+                config.delivery_report,
+                DeliveryTracker(config.late_after, config.expected).report(),
+            )
+        except OSError as exc:
+            print(f"{PROGRAM}: fatal: --delivery-report: {exc}", file=sys.stderr)
             return 1
     try:
         listener = listen(args.address)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import _socket
 import itertools
+import json
 import os
 import signal
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,8 @@ from ..protocol.address import parse_source_address
 from ..protocol.client_identity import PROXY_V2_SIGNATURE, parse_proxy_header
 from ..tls import TlsTransport, handshake
 from ..transport import SocketTransport
-from .state import AUTH_LINE_LIMIT, Counters, Session, SinkConfig
+from .delivery import DeliveryTracker
+from .state import AUTH_LINE_LIMIT, PROGRAM, Counters, Session, SinkConfig
 
 SPIN = 0.0005
 """Seconds before a delayed reply is due when the sink stops sleeping and yields in a
@@ -88,6 +91,16 @@ def _content_end(data: bytes) -> int:
     newline = data.find(b"\n", 0, 2)
     ends = [at + length for at, length in ((dot, 3), (newline, 1)) if at >= 0]
     return min(ends, default=len(data))
+
+
+def write_report(path: Path, document: object) -> None:
+    """Write ``document`` as JSON to ``path`` atomically: to ``path.tmp``, then renamed
+    over ``path``, so a reader sees the previous report or this one, never a part."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=2)
+        f.write("\n")
+    os.replace(temporary, path)
 
 
 def _read_proxy_header(sock: _socket.socket, counters: Counters) -> bool:
@@ -198,7 +211,8 @@ class Recorder:
 
 
 class Sink:
-    """The server: owns the listening socket, the counters and the recorder."""
+    """The server: owns the listening socket, the counters (the delivery tracker with
+    them) and the recorder."""
 
     def __init__(
         self, listener: socket.socket, config: SinkConfig, tls_context: ssl.SSLContext | None = None
@@ -206,7 +220,7 @@ class Sink:
         self.config = config
         self.tls_context = tls_context
         """For STARTTLS and implicit TLS (``config.starttls``, ``config.smtps``)."""
-        self.counters = Counters()
+        self.counters = Counters(delivery=DeliveryTracker(config.late_after, config.expected))
         if tls_context is not None:
             self.counters.tls = 0
         if config.credentials:
@@ -280,14 +294,34 @@ class Sink:
             counters.tls_resumed += 1
         return layer
 
+    def report(self, out: Callable[[str], None] = print) -> None:
+        """Write ``config.delivery_report`` (first: printing may fail on a closed pipe), then
+        print the counts: the delivery lines (when a traced run is known), then the count
+        line, last (scripts read the last line). A report that cannot be written is a
+        warning on stderr: the sink goes on."""
+        try:
+            self.write_delivery_report()
+        except OSError as exc:
+            print(f"{PROGRAM}: warning: --delivery-report: {exc}", file=sys.stderr)
+        for line in self.counters.delivery.summary():
+            out(f"{PROGRAM}: {line}")
+        out(self.counters.line())
+
+    def write_delivery_report(self) -> None:
+        """Write the delivery tracker's report to ``config.delivery_report``, if set (raises
+        OSError)."""
+        if self.config.delivery_report is not None:
+            write_report(self.config.delivery_report, self.counters.delivery.report())
+
     def serve_forever(
         self,
         report_interval: float = 0,
         out: Callable[[str], None] = print,
         ready: Callable[[], None] | None = None,
     ) -> None:
-        """Serve until SIGTERM or SIGINT, then print the counts. ``ready`` is called once
-        the signals are handled: a signal right after it still gets the counts printed."""
+        """Serve until SIGTERM or SIGINT, then :meth:`report` (and every
+        ``report_interval`` seconds before). ``ready`` is called once the signals are
+        handled: a signal right after it still gets the counts printed."""
         stop = gevent.event.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, stop.set)
@@ -296,10 +330,10 @@ class Sink:
             ready()
         try:
             while not stop.wait(report_interval or None):
-                out(self.counters.line())
+                self.report(out)
         finally:
             self.server.stop(timeout=1)
-            out(self.counters.line())
+            self.report(out)
 
 
 def listen(operand: str) -> socket.socket:

@@ -1,6 +1,8 @@
 """The sink's protocol state, without I/O: :class:`Session` turns a client's bytes into
 the sink's replies (SMTP or LMTP, with the configured faults), :class:`Counters`
-counts what it accepted."""
+counts what it accepted, its :class:`~.delivery.DeliveryTracker` what arrived of each
+traced run (from the header section of each accepted message, which the session keeps
+as the content comes in)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .delivery import HEAD_LIMIT, LATE_AFTER, DeliveryTracker
 
 PROGRAM = "locust-smtp-sink"
 SIZE_LIMIT = 10240000
@@ -131,6 +136,12 @@ class SinkConfig:
     """Extensions not offered (and their commands and parameters refused)."""
     proxy_protocol: bool = False
     """Each connection starts with a PROXY protocol header (v1 or v2), as behind HAProxy."""
+    late_after: float = LATE_AFTER
+    """Delivery tracking: a traced message that arrives later than this (seconds) is late."""
+    expected: dict[str, int] = field(default_factory=dict)
+    """Delivery tracking: run id -> how many messages the run sent (``--expect``)."""
+    delivery_report: Path | None = None
+    """Write the delivery tracker's report here (JSON) at each report and at exit."""
 
     def offers(self, extension: str) -> bool:
         return extension not in self.hidden
@@ -158,6 +169,8 @@ class Counters:
     client_addresses: set[str] = field(default_factory=set)
     """Client addresses named by XCLIENT, XFORWARD or a PROXY header (printed as
     ``clients N`` when there are any)."""
+    delivery: DeliveryTracker = field(default_factory=DeliveryTracker)
+    """Every accepted message's header section goes to it (tracing or not)."""
 
     def line(self) -> str:
         line = (
@@ -195,6 +208,10 @@ class Session:
     bdat_last: bool = False
     bdat_error: bytes = b""  # the reply for a chunk that is read but refused
     bdat_bytes: int = 0
+    head: bytes = b""
+    """The start of the message coming in, kept for the delivery tracker: up to and
+    including its first empty line, at most HEAD_LIMIT bytes (and then whole lines)."""
+    head_done: bool = False  # head holds all it will: the rest of the content is not kept
     buffer: bytes = b""
     replies: list[bytes] = field(default_factory=list)
 
@@ -232,6 +249,8 @@ class Session:
         while buffer and not self.closing and not self.starting_tls:
             if self.bdat_left:
                 taken = min(self.bdat_left, len(buffer))
+                if not self.head_done:
+                    self._keep_head(buffer, taken)
                 self.bdat_left -= taken
                 self.bdat_bytes += taken
                 buffer = buffer[taken:]
@@ -245,13 +264,18 @@ class Session:
                     end = buffer.find(b"\r\n.\r\n")
                 if end == -1:
                     keep = buffer[-4:]
-                    self.data_bytes += len(buffer) - len(keep)
+                    taken = len(buffer) - len(keep)
+                    if not self.head_done:
+                        self._keep_head(buffer, taken)
+                    self.data_bytes += taken
                     buffer = keep
                     break
+                if not self.head_done:
+                    self._keep_head(buffer, end + 2)  # the content ends with its CRLF
                 buffer = buffer[end + 5 :]
                 self.in_data = False
                 self.data_bytes = 0
-                out.append(self._end_of_data())
+                out.append(self._end_of_data(dot_stuffed=True))
                 continue
             end = buffer.find(b"\n")
             if end < 0:
@@ -266,6 +290,29 @@ class Session:
         reply = b"".join(out)
         out.clear()
         return reply
+
+    def _keep_head(self, buffer: bytes, length: int) -> None:
+        """Add the next ``length`` bytes of content, at the start of ``buffer``, to
+        :attr:`head` as far as the header section goes: up to its first CRLFCRLF, or a
+        CRLF at the very start (no header section), or HEAD_LIMIT bytes cut to whole
+        lines. A message that comes in one read costs one bounded ``find`` and a copy
+        of its header section."""
+        head = self.head
+        if head:
+            head += buffer[: min(length, HEAD_LIMIT - len(head))]
+            stop = head.find(b"\r\n\r\n", max(len(self.head) - 3, 0))
+        else:
+            length = min(length, HEAD_LIMIT)
+            stop = buffer.find(b"\r\n\r\n", 0, length)
+            head = buffer[: stop + 4 if stop >= 0 else length]
+        if stop >= 0:
+            self.head, self.head_done = head[: stop + 4], True
+        elif head[:2] == b"\r\n":
+            self.head, self.head_done = b"\r\n", True
+        elif len(head) >= HEAD_LIMIT:
+            self.head, self.head_done = head[: head.rfind(b"\n") + 1], True
+        else:
+            self.head = head
 
     def _parameters(self, line: bytes, verb: bytes) -> bytes:
         """A refusal for an ESMTP parameter of MAIL or RCPT this sink does not offer, or
@@ -346,6 +393,7 @@ class Session:
             self.bdat_error = b""
             fault = None if error else self._fault("bdat")
             if error or fault is not None:
+                self.head, self.head_done = b"", False
                 recipients = self.recipients
                 self.has_mail = False
                 self.recipients = 0
@@ -353,7 +401,7 @@ class Session:
                 if fault is not None:  # LMTP: one reply per recipient, as after the "."
                     return fault * (recipients if self.config.lmtp and fault else 1)
                 return error  # an earlier chunk was refused: one reply
-            return self._end_of_data()
+            return self._end_of_data(dot_stuffed=False)
         if error:
             return error
         fault = self._fault("bdat")
@@ -415,6 +463,7 @@ class Session:
                 return refused
             self.has_mail = True
             self.recipients = 0
+            self.head, self.head_done = b"", False  # content of a refused transaction
             return b"250 2.1.0 Ok\r\n"
         if name == "rcpt":
             if not self.has_mail:
@@ -459,6 +508,7 @@ class Session:
             self.recipients = 0
             self.binarymime = False
             self.bdat_error = b""
+            self.head, self.head_done = b"", False
             return b"250 2.0.0 Ok\r\n"
         if name == "noop":
             return b"250 2.0.0 Ok\r\n"
@@ -558,15 +608,21 @@ class Session:
         self.auth_step = None
         self.auth_user = ""
 
-    def _end_of_data(self) -> bytes:
+    def _end_of_data(self, dot_stuffed: bool) -> bytes:
+        """The reply to a whole message (after DATA's "." or the last BDAT chunk); an
+        accepted one goes to the delivery tracker, once whatever the recipients (LMTP
+        too: one transaction, one arrival). ``dot_stuffed``: it came after DATA."""
         recipients = self.recipients
         self.has_mail = False
         self.recipients = 0
         self.binarymime = False
+        head = self.head
+        self.head, self.head_done = b"", False  # the next message starts afresh
         fault = self._fault(".")
         if fault is not None:
             return fault * (recipients if self.config.lmtp and fault else 1)
         self.counters.messages += 1
+        self.counters.delivery.arrived(head, time.time(), dot_stuffed=dot_stuffed)
         if self.config.lmtp:
             return b"250 2.0.0 Ok: delivered\r\n" * recipients
         return b"250 2.0.0 Ok: queued\r\n"

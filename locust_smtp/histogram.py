@@ -9,7 +9,8 @@ arithmetic and a dict increment; histograms merge by adding counts, so a
 master merging its workers' histograms gets the percentiles of one process
 that saw every sample.
 
-No I/O and no Locust here: the recorder that feeds Locust builds on it.
+No I/O and no Locust here: the recorder that feeds Locust builds on it, and the sink
+measures delivery latencies with it (:mod:`locust_smtp.sink.delivery`).
 
 >>> h = Histogram()
 >>> for us in (100, 200, 300, 400, 1000):
