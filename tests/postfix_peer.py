@@ -78,7 +78,11 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def postfix_peer() -> Iterator[Peer]:
+def postfix_peer(relay_lmtp: str | None = None) -> Iterator[Peer]:
+    """``relay_lmtp``: a UNIX socket path; mail is then relayed there over LMTP (as to a
+    mailbox server) instead of discarded. Its listener must let the ``postfix`` user
+    connect (mode 0666, and every parent directory searchable)."""
+    transport = f"lmtp:unix:{relay_lmtp}" if relay_lmtp else "discard:peer"
     folder = Path(tempfile.mkdtemp(prefix="locust-smtp-postfix-", dir="/tmp"))
     folder.chmod(0o755)  # postfix and dovecot traverse it
     etc, log, run = folder / "etc", folder / "log", folder / "dovecot" / "run"
@@ -155,9 +159,10 @@ alias_database =
 local_recipient_maps =
 smtpd_peername_lookup = no
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
-default_transport = discard:peer
-relay_transport = discard:peer
-local_transport = discard:peer
+default_transport = {transport}
+relay_transport = {transport}
+local_transport = {transport}
+lmtp_destination_concurrency_limit = 20
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtpd_tls_security_level = may
@@ -192,6 +197,7 @@ showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd

@@ -3,6 +3,7 @@ project's sink (bounded by --smtp-messages), as their docstrings say to run them
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,13 @@ def test_mx_inbound_runs_at_its_rate_from_many_addresses() -> None:
     assert sink.counts["messages"] == 100
     assert "message from schedule" in out
     assert sink.counts["clients"] >= 10  # an address per connection (XCLIENT)
+
+
+def test_end_to_end_relay_traces_every_message(tmp_path: Path) -> None:
+    report = tmp_path / "delivery.json"
+    with our_sink("--delivery-report", str(report), "--expect", "e2e-example=40") as sink:
+        locust("end_to_end_relay.py", sink.address, "-u", "4", "--smtp-messages", "40",
+               "--smtp-run-id", "e2e-example")  # fmt: skip
+    (run,) = json.loads(report.read_text())["runs"]
+    assert run["run"] == "e2e-example" and run["unique"] == 40 and run["lost"] == 0
+    assert sink.counts["messages"] == 40

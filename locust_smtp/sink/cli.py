@@ -132,6 +132,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "to FILE as JSON, at start, at each --report-interval and at exit",
     )
     parser.add_argument(
+        "--delivery-log",
+        type=Path,
+        metavar="FILE",
+        help="append one JSON line per traced arrival to FILE (run, seq, sent, arrived, us)",
+    )
+    parser.add_argument(
         "--late",
         type=_late,
         default=LATE_AFTER,
@@ -179,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         late_after=args.late,
         expected=dict(args.expect),
         delivery_report=args.delivery_report,
+        delivery_log=args.delivery_log,
     )
     if args.auth_file:
         try:
@@ -205,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         except OSError as exc:
             print(f"{PROGRAM}: fatal: --delivery-report: {exc}", file=sys.stderr)
+            return 1
+    if config.delivery_log is not None:
+        try:
+            open(config.delivery_log, "a").close()
+        except OSError as exc:
+            print(f"{PROGRAM}: fatal: --delivery-log: {exc}", file=sys.stderr)
             return 1
     try:
         listener = listen(args.address)

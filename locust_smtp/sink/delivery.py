@@ -91,7 +91,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 from ..histogram import Histogram
 
@@ -343,8 +343,14 @@ class DeliveryTracker:
     docstring); one per sink, fed by every session."""
 
     def __init__(
-        self, late_after: float = LATE_AFTER, expected: Mapping[str, int] | None = None
+        self,
+        late_after: float = LATE_AFTER,
+        expected: Mapping[str, int] | None = None,
+        log: TextIO | None = None,
     ) -> None:
+        self.log = log
+        """``--delivery-log``: one JSON line per traced arrival (run, seq, sent, arrived,
+        us), for latency over time; flushed with each report."""
         self.late_after = late_after
         """Seconds after which a delivery counts as late."""
         self._late_us = round(late_after * 1_000_000)
@@ -386,7 +392,13 @@ class DeliveryTracker:
                 self.untraced += 1
                 return
             stats = self.runs[run] = RunStats()
-        stats.add(seq, now, round((now - sent) * 1_000_000), self._late_us)
+        latency = round((now - sent) * 1_000_000)
+        stats.add(seq, now, latency, self._late_us)
+        if self.log is not None:
+            self.log.write(
+                f'{{"run":"{run}","seq":{seq},"sent":{sent:.6f},"arrived":{now:.6f},'
+                f'"us":{max(latency, 0)}}}\n'
+            )
 
     def report(self) -> dict[str, Any]:
         """The ``--delivery-report`` document (see the module's docstring)."""

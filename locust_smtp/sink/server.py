@@ -220,7 +220,10 @@ class Sink:
         self.config = config
         self.tls_context = tls_context
         """For STARTTLS and implicit TLS (``config.starttls``, ``config.smtps``)."""
-        self.counters = Counters(delivery=DeliveryTracker(config.late_after, config.expected))
+        log = None
+        if config.delivery_log is not None:
+            log = open(config.delivery_log, "a", encoding="utf-8")  # noqa: SIM115 (the sink's life)
+        self.counters = Counters(delivery=DeliveryTracker(config.late_after, config.expected, log))
         if tls_context is not None:
             self.counters.tls = 0
         if config.credentials:
@@ -310,6 +313,8 @@ class Sink:
     def write_delivery_report(self) -> None:
         """Write the delivery tracker's report to ``config.delivery_report``, if set (raises
         OSError)."""
+        if self.counters.delivery.log is not None:
+            self.counters.delivery.log.flush()
         if self.config.delivery_report is not None:
             write_report(self.config.delivery_report, self.counters.delivery.report())
 

@@ -142,6 +142,8 @@ class SinkConfig:
     """Delivery tracking: run id -> how many messages the run sent (``--expect``)."""
     delivery_report: Path | None = None
     """Write the delivery tracker's report here (JSON) at each report and at exit."""
+    delivery_log: Path | None = None
+    """Append one JSON line per traced arrival here."""
 
     def offers(self, extension: str) -> bool:
         return extension not in self.hidden
