@@ -161,3 +161,21 @@ def test_the_sink_labels_its_count_line() -> None:
     assert sink.output.splitlines()[-1] == (
         "locust-smtp-sink: connections 0 messages 0 recipients 0 faults 0"
     )
+
+
+def test_each_fault_can_have_its_own_frequency() -> None:
+    """-r rcpt/5 -f mail/7: 450 to every 5th RCPT, 550 to every 7th MAIL."""
+    with our_sink("-r", "rcpt/5", "-f", "mail/7") as sink:
+        client = SmtpClient(sink.address)
+        client.connect()
+        client.hello("t")
+        mails, rcpts = [], []
+        for _ in range(14):
+            mails.append(client.mail("a@b").code)
+            if mails[-1] == 250:
+                rcpts.append(client.rcpt("c@d").code)
+            client.rset()
+        client.quit()
+    assert mails == [250] * 6 + [550] + [250] * 6 + [550]
+    assert rcpts == [250, 250, 250, 250, 450, 250, 250, 250, 250, 450, 250, 250]
+    assert sink.counts["faults"] == 4

@@ -22,7 +22,7 @@ from ..protocol._auth import MECHANISMS
 from ..protocol.client_identity import IDENTITIES
 from ..protocol.mail_options import BODY_TYPES, DSN_RET, USE
 from ..tls import TLS_VERSION_NAMES
-from . import accounts, outcomes, recorder, webui
+from . import accounts, codes, dashboard, outcomes, recorder, webui
 from .arrivals import ARRIVALS, RATE_MESSAGE, on_rate_message, start_schedule
 from .pool import MessagePool, get_pool, set_pool
 from .recorder import REQUEST_EVENTS
@@ -614,6 +614,10 @@ events.test_start.add_listener(create_pool)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(start_schedule)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(name_run)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(outcomes.reset)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(codes.reset)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(dashboard.start_history)  # type: ignore[no-untyped-call]
+events.test_stop.add_listener(dashboard.stop_history)  # type: ignore[no-untyped-call]
+events.init.add_listener(codes.install)  # type: ignore[no-untyped-call]
 events.init.add_listener(outcomes.install)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(recorder.reset)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(accounts.reset)  # type: ignore[no-untyped-call]

@@ -65,6 +65,7 @@ from ..tls import context_for
 from .accounts import accounts_of
 from .arrivals import FROM_SCHEDULE, START_LAG, schedule_for
 from .client_addresses import next_client_number
+from .codes import codes_for
 from .compose import Composer, ConnectionQuota, Message, wants_composer
 from .options import apply_options
 from .outcomes import Outcomes, outcome_of, outcomes_for
@@ -111,6 +112,9 @@ def _worker_index(environment: Environment) -> int:
 
 _QUIT_ON_STOP_TIMEOUT = 5.0
 _COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
+_NOT_REPLIES = frozenset({stages.MESSAGE, stages.FROM_SCHEDULE, stages.START_LAG})
+"""Stages that are not one command's reply (``message`` repeats its last reply; its
+failures are counted at the stage that failed)."""
 
 
 class SmtpUser(User):
@@ -388,6 +392,7 @@ class SmtpUser(User):
         self._outcomes: Outcomes | None = None
         self._accepted_in_message = 0
         self._refused_in_message = 0
+        self._codes = codes_for(environment, self.request_type)
         self._arrivals = schedule_for(environment)
         self._scheduled: float | None = None
         """The scheduled start of the message being sent, under an arrival rate."""
@@ -570,6 +575,11 @@ class SmtpUser(User):
     ) -> None:
         if self._log is not None:
             self._log_stage(stage, start_time, response_time, sent, reply, exception)
+        if stage not in _NOT_REPLIES:  # the reply codes by stage (.codes)
+            if reply is not None:
+                self._codes.reply(stage, reply)
+            elif exception is not None:
+                self._codes.no_reply(stage, exception)
         if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.plugin.outcomes)
             if stage == stages.MESSAGE:
                 self._count_message(start_time, response_time, exception)

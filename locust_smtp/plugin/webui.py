@@ -19,6 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import stages
+from . import dashboard
 from .arrivals import change_rate, current_rate
 from .outcomes import outcomes_for, outcomes_of
 from .recorder import recorder_of
@@ -65,8 +66,9 @@ def stage_table(environment: Environment) -> list[dict[str, object]]:
     return rows
 
 
-def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
-    """Rows of (metric, value) for the tab and the CSV file."""
+def smtp_figures(environment: Environment, per_stage: bool = True) -> list[dict[str, Any]]:
+    """Rows of (metric, value) for the tab and the CSV file (``per_stage``: with each
+    stage's figures, which the tab's dashboard shows as a table instead)."""
     recorder_of(environment).flush()
     stats = environment.stats
     outcomes_table = outcomes_of(environment)
@@ -104,7 +106,7 @@ def smtp_figures(environment: Environment) -> list[dict[str, Any]]:
         # per stage, from the microsecond histograms: e.g. "SMTP MAIL p99.9 ms", 0.412
         figures += [
             (f"{row['stage']} {column}", row[column])
-            for row in stage_rows(environment, request_type)
+            for row in (stage_rows(environment, request_type) if per_stage else ())
             for column in COLUMNS[1:]
         ]
         rows += [{"metric": f"{request_type} {name}", "value": value} for name, value in figures]
@@ -127,6 +129,12 @@ def figures_csv(environment: Environment) -> str:
     writer.writerow(["Metric", "Value"])
     for row in smtp_figures(environment):
         writer.writerow([row["metric"], row["value"]])
+    for row in dashboard.code_rows(environment):  # "SMTP RCPT 450 4.3.0", count
+        code = " ".join(str(row[k]) for k in ("type", "stage", "code", "enhanced") if row[k])
+        writer.writerow([f"{code} replies", row["count"]])
+    history = dashboard.history_csv_rows(environment)
+    if len(history) > 1:  # then the history: its header row, one row per interval
+        writer.writerows(history)
     return out.getvalue()
 
 
@@ -171,6 +179,14 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
     def add_smtp_figures(response: Any) -> Any:
         if environment.runner is None:
             return response
+        if request.path == "/" and response.status_code == 200 and not response.direct_passthrough:
+            # Locust's page: the SMTP tab shows the dashboard (dashboard.TAB_SCRIPT)
+            page = response.get_data(as_text=True)
+            end = page.rfind("</body>")
+            if end >= 0 and "/smtp/tab.js" not in page:
+                script = '<script src="./smtp/tab.js"></script>'
+                response.set_data(page[:end] + script + page[end:])
+            return response
         if request.path == "/stats/report" and response.status_code == 200:
             # the report the UI offers for download: the same SMTP table as --html's
             page = response.get_data(as_text=True)
@@ -181,7 +197,7 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
         data = response.json
         if isinstance(data, dict):
             data["extended_stats"] = [
-                {"key": TAB_KEY, "data": smtp_figures(environment)},
+                {"key": TAB_KEY, "data": smtp_figures(environment, per_stage=False)},
                 {"key": STAGES_TAB_KEY, "data": stage_table(environment)},
             ]
             response.set_data(json.dumps(data))
@@ -205,6 +221,21 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
         target = f"{now[1]:.1f} messages/s now" if now else "no arrival rate set"
         page = RATE_PAGE.replace("{rate}", shown).replace("{target}", html.escape(target))
         return make_response(page)
+
+    @web_ui.app.route("/smtp/dashboard/")  # type: ignore[untyped-decorator]
+    def smtp_dashboard() -> Any:
+        page = dashboard.PAGE.replace("{fragment}", dashboard.dashboard_html(environment))
+        return make_response(page)
+
+    @web_ui.app.route("/smtp/dashboard/fragment")  # type: ignore[untyped-decorator]
+    def smtp_dashboard_fragment() -> Any:
+        return make_response(dashboard.dashboard_html(environment))
+
+    @web_ui.app.route("/smtp/tab.js")  # type: ignore[untyped-decorator]
+    def smtp_tab_script() -> Any:
+        response = make_response(dashboard.TAB_SCRIPT)
+        response.headers["Content-Type"] = "text/javascript"
+        return response
 
     @web_ui.app.route("/smtp/csv")  # type: ignore[untyped-decorator]
     def smtp_csv() -> Any:
@@ -266,7 +297,8 @@ def with_smtp_section(report: str, environment: Environment) -> str:
         "<h2>SMTP</h2><table><thead><tr><th>Metric</th><th>Value</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         '<h3>Stages (ms; percentiles at 1 µs resolution)</h3><table id="smtp-stages">'
-        f"<thead><tr>{head}</tr></thead><tbody>{stage_cells}</tbody></table></section>"
+        f"<thead><tr>{head}</tr></thead><tbody>{stage_cells}</tbody></table>"
+        f"{dashboard.dashboard_html(environment)}</section>"
     )
     return report[:end] + section + report[end:]
 

@@ -13,11 +13,30 @@ from .state import COMMANDS, EXTENSIONS, PROGRAM, SinkConfig, read_credentials
 
 
 def _commands(value: str) -> frozenset[str]:
-    names = frozenset(c.strip().lower() for c in value.split(",") if c.strip())
+    """``CMD,...``, each optionally ``CMD/N`` (only every Nth such command); returns the
+    items as given, lowercased (:func:`_split_every` separates them)."""
+    items = frozenset(c.strip().lower() for c in value.split(",") if c.strip())
+    names = set()
+    for item in items:
+        name, slash, every = item.partition("/")
+        if slash and not (every.isdigit() and int(every) > 0):
+            raise argparse.ArgumentTypeError(f"bad frequency: {item} (CMD/N, N from 1)")
+        names.add(name)
     unknown = names - COMMANDS
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown command: {', '.join(sorted(unknown))}")
-    return names
+    return items
+
+
+def _split_every(items: frozenset[str], every: dict[str, int]) -> frozenset[str]:
+    """The command names of ``CMD[/N]`` items; each N goes into ``every``."""
+    names = set()
+    for item in items:
+        name, _, n = item.partition("/")
+        names.add(name)
+        if n:
+            every[name] = int(n)
+    return frozenset(names)
 
 
 def _late(value: str) -> float:
@@ -63,8 +82,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"parameters (of {', '.join(EXTENSIONS)})",
     )
     for short, long, action in (
-        ("-r", "--soft-reject", "answer these commands with 450"),
-        ("-f", "--hard-reject", "answer these commands with 550"),
+        ("-r", "--soft-reject", "answer these commands with 450 (CMD/N: every Nth only)"),
+        ("-f", "--hard-reject", "answer these commands with 550 (CMD/N: every Nth only)"),
         ("-q", "--hang-up", "disconnect without a reply after these"),
         ("-Q", "--close-421", "reply 421 and disconnect after these"),
     ):
@@ -168,16 +187,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    every: dict[str, int] = {}
     config = SinkConfig(
         hostname=args.hostname,
         lmtp=args.lmtp,
-        soft_reject=args.soft_reject,
-        hard_reject=args.hard_reject,
-        hang_up=args.hang_up,
-        close_421=args.close_421,
+        soft_reject=_split_every(args.soft_reject, every),
+        hard_reject=_split_every(args.hard_reject, every),
+        hang_up=_split_every(args.hang_up, every),
+        close_421=_split_every(args.close_421, every),
         delay=args.delay,
         record=args.record,
         fault_every=max(1, args.fault_every),
+        every=every,
         starttls=args.starttls,
         smtps=args.smtps,
         hidden=hidden,

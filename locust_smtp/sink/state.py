@@ -126,6 +126,8 @@ class SinkConfig:
     record: Path | None = None
     fault_every: int = 1
     """Inject the configured fault only on every Nth command of its kind."""
+    every: dict[str, int] = field(default_factory=dict)
+    """Per command, its own N (``-r rcpt/5``), instead of ``fault_every``."""
     starttls: bool = False
     """Offer STARTTLS (the server loop does the handshake)."""
     smtps: bool = False
@@ -227,9 +229,10 @@ class Session:
         config = self.config
         if command not in config.faulty:
             return None
-        if config.fault_every > 1:
+        every = config.every.get(command, config.fault_every)
+        if every > 1:
             seen = self.counters.seen[command] = self.counters.seen.get(command, 0) + 1
-            if seen % config.fault_every:
+            if seen % every:
                 return None
         self.counters.faults += 1
         if command in config.hang_up:

@@ -1,0 +1,173 @@
+"""Reply codes by stage: what the server answered, counted as it answered.
+
+Locust keeps failures by their text; an operator watching a server wants every reply,
+the good ones too, grouped as the server means them: per stage (in dialogue order),
+the basic code (``250``, ``450``, ``550``) and the enhanced status code (``2.1.5``,
+``4.7.1``, ``5.1.1``) when the server gives one. What is no reply at all is counted
+per stage in its own class: ``timeout``, ``lost connection``, ``TLS failure``,
+``connect failed`` (and ``other error``; a user stopped mid-stage is not counted).
+LMTP's end of data counts each recipient's reply.
+
+Each process counts; workers send their counts with their statistics reports and
+start again from zero; the master adds them up, as for :mod:`.outcomes`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from ..protocol._replies import Reply
+
+TIMEOUT, LOST, TLS, CONNECT, OTHER = (
+    "timeout",
+    "lost connection",
+    "TLS failure",
+    "connect failed",
+    "other error",
+)
+NO_REPLY = (TIMEOUT, LOST, TLS, CONNECT, OTHER)
+_CLASS_OF = {
+    "SmtpTimeout": TIMEOUT,
+    "ConnectionLost": LOST,
+    "TlsError": TLS,
+    "ConnectError": CONNECT,
+    "SocketError": CONNECT,
+}
+_NOT_COUNTED = frozenset({"UserStopped"})
+_ATTRIBUTE = "smtp_reply_codes"
+_REPORT_KEY = "smtp_reply_codes"
+
+
+def no_reply_class(exception: BaseException) -> str | None:
+    """The class of a stage that ended without a reply (None: not counted)."""
+    name = type(exception).__name__
+    if name in _NOT_COUNTED:
+        return None
+    found = _CLASS_OF.get(name)
+    if found is not None:
+        return found
+    for base in type(exception).__mro__[1:]:  # a subclass of one of them
+        found = _CLASS_OF.get(base.__name__)
+        if found is not None:
+            return found
+    return OTHER
+
+
+class ReplyCodes:
+    """The counts of one request type: (stage, code or class, enhanced code or "") -> n.
+
+    A reply is counted by the identity of its :class:`Reply` (the reply parser hands out
+    the same object for the same bytes, so this is a dict lookup) and sorted into codes
+    only when the counts are read: finding an enhanced code is a regular expression,
+    too slow for every stage of every message."""
+
+    __slots__ = ("_counts", "_pending", "rate_base", "rate_time")
+
+    def __init__(self) -> None:
+        self.rate_base: dict[tuple[str, str, str], int] = {}
+        self.rate_time = 0.0
+        """The counts at ``rate_time``: the dashboard's current rates are measured from
+        them."""
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._pending: dict[str, dict[int, list[Any]]] = {}
+        """stage -> id(reply) -> [reply, n]: replies not yet sorted into codes."""
+
+    def reply(self, stage: str, reply: Reply) -> None:
+        """One reply at ``stage`` (the hot path: two dict lookups)."""
+        pending = self._pending.get(stage)
+        if pending is None:
+            pending = self._pending[stage] = {}
+        entry = pending.get(id(reply))
+        if entry is None:
+            pending[id(reply)] = [reply, 1]
+        else:
+            entry[1] += 1
+
+    @property
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """Every count so far: (stage, code or no-reply class, enhanced code or "") -> n."""
+        counts = self._counts
+        for stage, pending in self._pending.items():
+            for reply, n in pending.values():
+                key = (stage, str(reply.code), reply.enhanced or "")
+                counts[key] = counts.get(key, 0) + n
+        self._pending = {}
+        return counts
+
+    def no_reply(self, stage: str, exception: BaseException) -> None:
+        kind = no_reply_class(exception)
+        if kind is not None:
+            key = (stage, kind, "")
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def add(self, other: ReplyCodes) -> None:
+        counts = self.counts
+        for key, n in other.counts.items():
+            counts[key] = counts.get(key, 0) + n
+
+    def clear(self) -> None:
+        self._counts.clear()
+        self._pending = {}
+        self.rate_base = {}
+        self.rate_time = 0.0
+
+    def to_list(self) -> list[list[Any]]:
+        return [[stage, code, enhanced, n] for (stage, code, enhanced), n in self.counts.items()]
+
+    @classmethod
+    def from_list(cls, rows: list[list[Any]]) -> ReplyCodes:
+        codes = cls()
+        for stage, code, enhanced, n in rows:
+            codes._counts[(str(stage), str(code), str(enhanced))] = int(n)
+        return codes
+
+    def by_class(self) -> dict[str, int]:
+        """Replies by class: ``2xx``, ``3xx``, ``4xx``, ``5xx``, and the no-reply classes."""
+        classes: dict[str, int] = {}
+        for (_stage, code, _enhanced), n in self.counts.items():
+            kind = f"{code[0]}xx" if code[:1].isdigit() else code
+            classes[kind] = classes.get(kind, 0) + n
+        return classes
+
+
+def codes_of(environment: Environment) -> dict[str, ReplyCodes]:
+    table: dict[str, ReplyCodes] | None = getattr(environment, _ATTRIBUTE, None)
+    if table is None:
+        table = {}
+        setattr(environment, _ATTRIBUTE, table)
+    return table
+
+
+def codes_for(environment: Environment, request_type: str) -> ReplyCodes:
+    table = codes_of(environment)
+    codes = table.get(request_type)
+    if codes is None:
+        codes = table[request_type] = ReplyCodes()
+    return codes
+
+
+def reset(environment: Environment, **_kwargs: Any) -> None:
+    for codes in codes_of(environment).values():
+        codes.clear()
+
+
+def install(environment: Environment, **_kwargs: Any) -> None:
+    """``events.init`` listener: workers report their counts, the master sums them."""
+    events = environment.events
+
+    def report_to_master(data: dict[str, Any], **_kw: Any) -> None:
+        table = codes_of(environment)
+        if any(codes.counts for codes in table.values()):
+            data[_REPORT_KEY] = {kind: codes.to_list() for kind, codes in table.items()}
+            reset(environment)
+
+    def worker_report(data: dict[str, Any], **_kw: Any) -> None:
+        for kind, rows in data.get(_REPORT_KEY, {}).items():
+            codes_for(environment, kind).add(ReplyCodes.from_list(rows))
+
+    events.report_to_master.add_listener(report_to_master)  # type: ignore[no-untyped-call]
+    events.worker_report.add_listener(worker_report)  # type: ignore[no-untyped-call]
+    events.reset_stats.add_listener(lambda **_kw: reset(environment))  # type: ignore[no-untyped-call]
