@@ -6,6 +6,7 @@ artifacts (LOCUST_SMTP_SCREENSHOTS=DIR keeps them; docs/img/smtp-tab.png is one)
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from servers import free_port, our_sink, wait_listening
+from servers import LOCUST_SMTP, free_port, our_sink, wait_listening
 from test_webui import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_ENV, require_browser
 
 from locust_smtp.plugin.codes import ReplyCodes, no_reply_class
@@ -136,3 +137,32 @@ def test_the_smtp_tab_is_a_live_dashboard(tmp_path: Path) -> None:
     assert [r[:5] for r in report_codes] == [r[:5] for r in code_rows]  # (not the rate)
     assert report_series >= 8
     assert re.search(r'<svg id="smtp-chart-messages"', report_html)
+
+
+def test_codes_and_history_across_workers_for_lmtp(tmp_path: Path) -> None:
+    """Two worker processes, LMTP with two recipients a message and every 5th RCPT
+    refused: PREFIX_smtp.csv holds the summed reply codes (one end-of-data reply per
+    accepted recipient) and the history."""
+    prefix = tmp_path / "run"
+    with our_sink("-L", "-r", "rcpt/5", "--delay", "0.002") as sink:
+        proc = subprocess.run(
+            [*LOCUST_SMTP, "-L", "-A", "-r", "2", "-s", "4", "-d", "-m", "300", sink.address,
+             "--", "--processes", "2", "--csv", str(prefix)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with open(f"{prefix}_smtp.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    replies = {r[0].removesuffix(" replies"): int(r[1]) for r in rows if r[0].endswith(" replies")}
+    rcpts = sum(n for key, n in replies.items() if key.startswith("LMTP RCPT "))
+    assert rcpts == 600
+    assert replies["LMTP RCPT 450 4.3.0"] == 600 // 5 == sink.counts["faults"]
+    assert replies["LMTP end of data 250 2.0.0"] == 600 - 120  # per accepted recipient
+    assert replies["LMTP LHLO 250"] == 4
+    start = next(i for i, r in enumerate(rows) if r and r[0] == "history: seconds")
+    head, history = rows[start], rows[start + 1 :]
+    assert head[:7] == ["history: seconds", "users", "accepted/s", "rejected/s", "failed/s",
+                        "4xx share", "5xx share"]  # fmt: skip
+    assert "LMTP MAIL p50 ms" in head and "LMTP end of data p99 ms" in head
+    assert history and all(len(r) == len(head) for r in history)
+    assert sum(float(r[2]) for r in history) > 0

@@ -10,7 +10,8 @@ from the network):
 * **reply codes** by stage: the basic code and the enhanced status code, counts and
   current rate; timeouts, lost connections and TLS failures in classes of their own
   (:mod:`.codes`);
-* **history**, sampled every second (every 3 s on a master, as its workers report):
+* **history**, sampled every second (on a master, just after its workers report, which
+  they do every 3 s):
   messages accepted, rejected and failed per second with the user count (the run's
   ramps and stops show as its steps), per-stage p50 and p99 over each interval, and the
   share of 4xx and 5xx replies. On a master every figure is the sum of the workers'.
@@ -101,6 +102,7 @@ class History:
     _last_classes: dict[str, int] = field(default_factory=dict)
     _last_users: int = -1
     _sampler: Any = None
+    _pending: Any = None
 
     def sample(self, environment: Environment) -> Point:
         """Add the point of the interval since the last sample."""
@@ -185,20 +187,35 @@ def start_history(environment: Environment, **_kwargs: Any) -> None:
     if isinstance(runner, WorkerRunner):
         return
     old = history_of(environment)
-    if old._sampler is not None:
+    if old._sampler is not None and old._sampler is not True:
         old._sampler.kill(block=False)
     history = History(started=time.time())
     history._last_time = history.started
     history.events.append((0.0, "start"))
     setattr(environment, _ATTRIBUTE, history)
-    interval = 3.0 if isinstance(runner, MasterRunner) else 1.0
+    if isinstance(runner, MasterRunner):
+        history._sampler = True  # sampled as the workers' reports come (on_worker_report)
+        return
 
     def sample_forever() -> None:
         while True:
-            gevent.sleep(interval)
+            gevent.sleep(1.0)
             history.sample(environment)
 
     history._sampler = gevent.spawn(sample_forever)
+
+
+def on_worker_report(environment: Environment, **_kwargs: Any) -> None:
+    """On a master, a point shortly after each batch of worker reports (they come every
+    3 s, the workers' last ones after the stop): the figures have just changed."""
+    history = history_of(environment)
+    if history.started and history._pending is None:
+
+        def sample() -> None:
+            history._pending = None
+            history.sample(environment)
+
+        history._pending = gevent.spawn_later(0.2, sample)
 
 
 def stop_history(environment: Environment, **_kwargs: Any) -> None:
@@ -206,7 +223,8 @@ def stop_history(environment: Environment, **_kwargs: Any) -> None:
     history = history_of(environment)
     if history._sampler is None:
         return
-    history._sampler.kill(block=False)
+    if history._sampler is not True:
+        history._sampler.kill(block=False)
     history._sampler = None
     history.sample(environment)
     history.events.append((time.time() - history.started, "stop"))

@@ -591,6 +591,9 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
     accounts.register(environment)
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(done_from_worker)  # type: ignore[no-untyped-call]
+        environment.events.worker_report.add_listener(  # type: ignore[no-untyped-call]
+            lambda **_kw: dashboard.on_worker_report(environment)
+        )
         runner.register_message(distributed.CLAIM, to_master_pool("on_claim"))
         runner.register_message(distributed.DONE, to_master_pool("on_done"))
         runner.register_message(distributed.RELEASE, to_master_pool("on_release"))
