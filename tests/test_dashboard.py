@@ -18,6 +18,7 @@ from servers import LOCUST_SMTP, free_port, our_sink, wait_listening
 from test_webui import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_ENV, require_browser
 
 from locust_smtp.plugin.codes import ReplyCodes, no_reply_class
+from locust_smtp.plugin.recorder import StageRecord
 from locust_smtp.protocol import stages
 from locust_smtp.protocol._errors import ConnectionLost, SmtpTimeout, TlsError
 from locust_smtp.protocol._replies import ReplyReader
@@ -27,14 +28,16 @@ MESSAGES = 300
 
 
 def test_reply_codes_are_sorted_by_stage_code_and_enhanced_code() -> None:
-    codes = ReplyCodes()
+    records = {name: StageRecord("SMTP", name) for name in (stages.MAIL, stages.RCPT)}
+    records[stages.MESSAGE] = StageRecord("SMTP", stages.MESSAGE)
+    codes = ReplyCodes(records)
     reader = ReplyReader()
     ok, refused = reader.receive(b"250 2.1.5 Ok\r\n"), reader.receive(b"550 5.1.1 Unknown\r\n")
     assert ok is not None and refused is not None
-    for _ in range(3):
-        codes.reply(stages.RCPT, ok)
-    codes.reply(stages.RCPT, refused)
-    codes.reply(stages.MAIL, ok)
+    # as SmtpUser._on_stage counts them: by the reply object, in the stage's record
+    records[stages.RCPT].replies = {id(ok): [ok, 3], id(refused): [refused, 1]}
+    records[stages.MAIL].replies = {id(ok): [ok, 1]}
+    records[stages.MESSAGE].replies = {id(ok): [ok, 4]}  # not a command's reply
     codes.no_reply(stages.DATA, SmtpTimeout(stages.DATA, "timeout"))
     codes.no_reply(stages.MAIL, ConnectionLost(stages.MAIL, "lost"))
     assert codes.counts == {
@@ -46,9 +49,12 @@ def test_reply_codes_are_sorted_by_stage_code_and_enhanced_code() -> None:
     }
     assert codes.by_class() == {"2xx": 4, "5xx": 1, "timeout": 1, "lost connection": 1}
     assert no_reply_class(TlsError(stages.TLS, "handshake", kind="protocol")) == "TLS failure"
+    assert not records[stages.RCPT].replies  # sorted into codes once read
+    records[stages.RCPT].replies = {id(ok): [ok, 2]}
+    assert codes.counts[("RCPT", "250", "2.1.5")] == 5
     shipped = ReplyCodes.from_list(codes.to_list())
     shipped.add(codes)
-    assert shipped.counts[("RCPT", "250", "2.1.5")] == 6
+    assert shipped.counts[("RCPT", "250", "2.1.5")] == 10
 
 
 def table(frame: object, table_id: str) -> list[list[str]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from ..protocol._replies import Reply
+    from .recorder import StageRecord
 
 TIMEOUT, LOST, TLS, CONNECT, OTHER = (
     "timeout",
@@ -37,6 +37,8 @@ _CLASS_OF = {
     "SocketError": CONNECT,
 }
 _NOT_COUNTED = frozenset({"UserStopped"})
+_NOT_REPLIES = frozenset({"message", "message from schedule", "start lag"})
+"""Stages that are not one command's reply (``message`` repeats its last reply)."""
 _ATTRIBUTE = "smtp_reply_codes"
 _REPORT_KEY = "smtp_reply_codes"
 
@@ -59,42 +61,36 @@ def no_reply_class(exception: BaseException) -> str | None:
 class ReplyCodes:
     """The counts of one request type: (stage, code or class, enhanced code or "") -> n.
 
-    A reply is counted by the identity of its :class:`Reply` (the reply parser hands out
-    the same object for the same bytes, so this is a dict lookup) and sorted into codes
+    Replies are counted where each stage's sample goes anyway, in its
+    :class:`~.recorder.StageRecord` (``replies``: by the identity of the :class:`Reply`,
+    which the parser reuses for the same bytes: one dict lookup), and sorted into codes
     only when the counts are read: finding an enhanced code is a regular expression,
     too slow for every stage of every message."""
 
-    __slots__ = ("_counts", "_pending", "rate_base", "rate_time")
+    __slots__ = ("_counts", "_records", "rate_base", "rate_time")
 
-    def __init__(self) -> None:
+    def __init__(self, records: dict[str, StageRecord] | None = None) -> None:
+        self._records = records if records is not None else {}
+        """The request type's stage records (:meth:`StageRecorder.table`)."""
         self.rate_base: dict[tuple[str, str, str], int] = {}
         self.rate_time = 0.0
         """The counts at ``rate_time``: the dashboard's current rates are measured from
         them."""
         self._counts: dict[tuple[str, str, str], int] = {}
-        self._pending: dict[str, dict[int, list[Any]]] = {}
-        """stage -> id(reply) -> [reply, n]: replies not yet sorted into codes."""
-
-    def reply(self, stage: str, reply: Reply) -> None:
-        """One reply at ``stage`` (the hot path: two dict lookups)."""
-        pending = self._pending.get(stage)
-        if pending is None:
-            pending = self._pending[stage] = {}
-        entry = pending.get(id(reply))
-        if entry is None:
-            pending[id(reply)] = [reply, 1]
-        else:
-            entry[1] += 1
 
     @property
     def counts(self) -> dict[tuple[str, str, str], int]:
         """Every count so far: (stage, code or no-reply class, enhanced code or "") -> n."""
         counts = self._counts
-        for stage, pending in self._pending.items():
-            for reply, n in pending.values():
+        for stage, record in list(self._records.items()):
+            if not record.replies:
+                continue
+            replies, record.replies = record.replies, {}
+            if stage in _NOT_REPLIES:
+                continue
+            for reply, n in replies.values():
                 key = (stage, str(reply.code), reply.enhanced or "")
                 counts[key] = counts.get(key, 0) + n
-        self._pending = {}
         return counts
 
     def no_reply(self, stage: str, exception: BaseException) -> None:
@@ -110,7 +106,8 @@ class ReplyCodes:
 
     def clear(self) -> None:
         self._counts.clear()
-        self._pending = {}
+        for record in self._records.values():
+            record.replies = {}
         self.rate_base = {}
         self.rate_time = 0.0
 
@@ -142,10 +139,13 @@ def codes_of(environment: Environment) -> dict[str, ReplyCodes]:
 
 
 def codes_for(environment: Environment, request_type: str) -> ReplyCodes:
+    from .recorder import recorder_of
+
     table = codes_of(environment)
     codes = table.get(request_type)
     if codes is None:
-        codes = table[request_type] = ReplyCodes()
+        records = recorder_of(environment).table(request_type)
+        codes = table[request_type] = ReplyCodes(records)
     return codes
 
 

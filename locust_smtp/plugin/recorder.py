@@ -64,7 +64,7 @@ class StageRecord:
     """One request type's stage: the samples not yet in Locust's statistics, and the
     histogram of every sample that is."""
 
-    __slots__ = ("histogram", "length", "name", "recorder", "request_type", "times")
+    __slots__ = ("histogram", "length", "name", "recorder", "replies", "request_type", "times")
 
     def __init__(self, request_type: str, name: str, recorder: StageRecorder | None = None) -> None:
         self.recorder = recorder
@@ -77,6 +77,10 @@ class StageRecord:
         """The batch not yet in Locust's statistics, in ms as measured: sorted into
         buckets when taken, once a second, not at every sample."""
         self.length = 0
+        self.replies: dict[int, list[Any]] = {}
+        """id(reply) -> [reply, n]: the replies at this stage not yet sorted into codes
+        (:mod:`.codes` does, when the codes are read; the parser hands out the same
+        :class:`Reply` for the same bytes, so this stays small)."""
 
     @property
     def count(self) -> int:
@@ -140,10 +144,11 @@ class StageRecord:
         self.length = 0
 
     def clear(self) -> None:
-        """Forget the batch and the histogram (a new test, or *Reset stats*)."""
+        """Forget the batch, the histogram and the replies (a new test, *Reset stats*)."""
         self.times = []
         self.length = 0
         self.histogram = Histogram()
+        self.replies = {}
 
 
 class StageRecorder:

@@ -575,11 +575,6 @@ class SmtpUser(User):
     ) -> None:
         if self._log is not None:
             self._log_stage(stage, start_time, response_time, sent, reply, exception)
-        if stage not in _NOT_REPLIES:  # the reply codes by stage (.codes)
-            if reply is not None:
-                self._codes.reply(stage, reply)
-            elif exception is not None:
-                self._codes.no_reply(stage, exception)
         if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.plugin.outcomes)
             if stage == stages.MESSAGE:
                 self._count_message(start_time, response_time, exception)
@@ -593,9 +588,17 @@ class SmtpUser(User):
         record = self._records.get(stage)
         if record is None:
             record = self._recorder.record(self.request_type, stage)
+        if reply is not None:  # the reply codes by stage (.codes), sorted when read
+            counted = record.replies.get(id(reply))
+            if counted is None:
+                record.replies[id(reply)] = [reply, 1]
+            else:
+                counted[1] += 1
         if exception is None and self._batched:
             record.add(response_time, sent)
             return
+        if reply is None and exception is not None and stage not in _NOT_REPLIES:
+            self._codes.no_reply(stage, exception)
         record.record_event(response_time)
         self._fire(
             request_type=self.request_type,
