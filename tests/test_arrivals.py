@@ -217,6 +217,9 @@ def test_the_rate_is_changed_from_the_web_ui_on_every_worker(tmp_path: Path) -> 
             while message_count(port) < 20:  # the workers report messages sent
                 assert time.monotonic() < deadline, "no messages counted"
                 time.sleep(0.2)
+            # the SMTP tab's dashboard offers the rate to change, as it runs
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/smtp/dashboard/") as r:
+                dashboard = r.read().decode()
             changed = time.time()
             said = post_rate(port, "100")
             bad = post_rate(port, "lots")
@@ -236,6 +239,7 @@ def test_the_rate_is_changed_from_the_web_ui_on_every_worker(tmp_path: Path) -> 
         finally:
             web.terminate()
             web.wait(30)
+    assert 'id="smtp-rate-form"' in dashboard and 'value="20"' in dashboard
     assert said == {"success": True, "message": "rate changed to 100", "rate": "100"}
     assert bad["success"] is False and "bad rate 'lots'" in bad["message"]
     assert 'value="100"' in form

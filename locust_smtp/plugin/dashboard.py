@@ -488,7 +488,7 @@ def _stage_key(name: str) -> tuple[int, int]:
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>locust-smtp: SMTP dashboard</title></head>
 <body style="margin: 8px">
-<div id="smtp-live">{fragment}</div>
+{rate_form}<div id="smtp-live">{fragment}</div>
 <script>
 // refreshed like Locust's own charts: the server draws, the page swaps it in
 const live = document.getElementById("smtp-live");
@@ -509,6 +509,21 @@ setInterval(refresh, 2000);
 </body></html>
 """
 """``/smtp/dashboard/``: the dashboard, refreshed every 2 s (the SMTP tab shows it)."""
+
+RATE_FORM = """<form id="smtp-rate-form" style="font-family: sans-serif; font-size: 13px">
+<label>Arrival rate (messages/s, or a profile such as <code>200-500/60s,500</code>):
+<input name="rate" value="{rate}" size="32"></label> <button>Change</button>
+<span id="smtp-rate-said"></span></form>
+<script>
+document.getElementById("smtp-rate-form").onsubmit = async (event) => {
+  event.preventDefault();
+  const reply = await fetch("../rate", {method: "POST", body: new FormData(event.target)});
+  document.getElementById("smtp-rate-said").textContent = (await reply.json()).message;
+};
+</script>
+"""
+"""Above the dashboard when the test runs at an arrival rate: change it like the user
+count (``/smtp/rate``)."""
 
 TAB_SCRIPT = """// locust-smtp: show the SMTP dashboard in Locust's SMTP tab
 (function () {

@@ -224,7 +224,10 @@ def install_tab(environment: Environment, web_ui: Any = None, **_kwargs: Any) ->
 
     @web_ui.app.route("/smtp/dashboard/")  # type: ignore[untyped-decorator]
     def smtp_dashboard() -> Any:
-        page = dashboard.PAGE.replace("{fragment}", dashboard.dashboard_html(environment))
+        rate = current_rate(environment)
+        form = dashboard.RATE_FORM.replace("{rate}", html.escape(rate[0])) if rate else ""
+        page = dashboard.PAGE.replace("{rate_form}", form)
+        page = page.replace("{fragment}", dashboard.dashboard_html(environment))
         return make_response(page)
 
     @web_ui.app.route("/smtp/dashboard/fragment")  # type: ignore[untyped-decorator]
