@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .outcomes import sum_on_master
+
 if TYPE_CHECKING:
     from locust.env import Environment
 
@@ -156,18 +158,13 @@ def reset(environment: Environment, **_kwargs: Any) -> None:
 
 def install(environment: Environment, **_kwargs: Any) -> None:
     """``events.init`` listener: workers report their counts, the master sums them."""
-    events = environment.events
 
-    def report_to_master(data: dict[str, Any], **_kw: Any) -> None:
+    def ship() -> dict[str, Any] | None:
         table = codes_of(environment)
-        if any(codes.counts for codes in table.values()):
-            data[_REPORT_KEY] = {kind: codes.to_list() for kind, codes in table.items()}
-            reset(environment)
+        shipped = {kind: codes.to_list() for kind, codes in table.items()}
+        return shipped if any(shipped.values()) else None
 
-    def worker_report(data: dict[str, Any], **_kw: Any) -> None:
-        for kind, rows in data.get(_REPORT_KEY, {}).items():
-            codes_for(environment, kind).add(ReplyCodes.from_list(rows))
+    def take(kind: str, rows: Any) -> None:
+        codes_for(environment, kind).add(ReplyCodes.from_list(rows))
 
-    events.report_to_master.add_listener(report_to_master)  # type: ignore[no-untyped-call]
-    events.worker_report.add_listener(worker_report)  # type: ignore[no-untyped-call]
-    events.reset_stats.add_listener(lambda **_kw: reset(environment))  # type: ignore[no-untyped-call]
+    sum_on_master(environment, _REPORT_KEY, ship, take, lambda: reset(environment))

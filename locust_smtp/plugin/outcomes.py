@@ -23,6 +23,7 @@ their statistics reports (``report_to_master``), where they are summed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -153,21 +154,43 @@ def reset(environment: Environment, **_kwargs: Any) -> None:
         outcomes.clear()
 
 
-def install(environment: Environment, **_kwargs: Any) -> None:
-    """``events.init`` listener: workers send what they counted since their last report
-    with their statistics (and start again from zero); the master adds it up."""
+def sum_on_master(
+    environment: Environment,
+    key: str,
+    ship: Callable[[], dict[str, Any] | None],
+    take: Callable[[str, Any], None],
+    reset: Callable[[], None],
+) -> None:
+    """Per-process counters summed on the master: each worker report carries ``ship()``
+    (``{request type: counts}``, or None when there is nothing new) under ``key``, after
+    which the worker starts again from zero (``reset()``); the master hands each request
+    type's counts to ``take``. *Reset stats* resets them everywhere."""
     events = environment.events
 
     def report_to_master(data: dict[str, Any], **_kw: Any) -> None:
-        table = outcomes_of(environment)
-        if table:
-            data[_REPORT_KEY] = {kind: outcomes.to_dict() for kind, outcomes in table.items()}
-            reset(environment)
+        shipped = ship()
+        if shipped:
+            data[key] = shipped
+            reset()
 
     def worker_report(data: dict[str, Any], **_kw: Any) -> None:
-        for kind, counts in data.get(_REPORT_KEY, {}).items():
-            outcomes_for(environment, kind).add(Outcomes.from_dict(counts))
+        for kind, counts in data.get(key, {}).items():
+            take(kind, counts)
 
     events.report_to_master.add_listener(report_to_master)  # type: ignore[no-untyped-call]
     events.worker_report.add_listener(worker_report)  # type: ignore[no-untyped-call]
-    events.reset_stats.add_listener(lambda **_kw: reset(environment))  # type: ignore[no-untyped-call]
+    events.reset_stats.add_listener(lambda **_kw: reset())  # type: ignore[no-untyped-call]
+
+
+def install(environment: Environment, **_kwargs: Any) -> None:
+    """``events.init`` listener: workers send what they counted since their last report
+    with their statistics (and start again from zero); the master adds it up."""
+
+    def ship() -> dict[str, Any] | None:
+        table = outcomes_of(environment)
+        return {kind: outcomes.to_dict() for kind, outcomes in table.items()} or None
+
+    def take(kind: str, counts: Any) -> None:
+        outcomes_for(environment, kind).add(Outcomes.from_dict(counts))
+
+    sum_on_master(environment, _REPORT_KEY, ship, take, lambda: reset(environment))
