@@ -630,3 +630,55 @@ events.quitting.add_listener(report_master_pool)  # type: ignore[no-untyped-call
 events.init.add_listener(webui.install_tab)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(webui.write_csv)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(webui.add_to_html_report)  # type: ignore[no-untyped-call]
+
+
+def check_options(environment: Environment, **_kwargs: Any) -> None:
+    """``events.init``: the run-wide and workload options given on Locust's command line
+    checked before the test starts (read the corpus, parse the profile ...), so that a
+    bad value is one line on stderr and exit status 1, as ``locust-smtp`` says it, not a
+    traceback in every user that then leaves the run waiting with none."""
+    import sys
+    import types
+
+    from ..workload import parse_distribution
+    from .arrivals import parse_profile
+    from .compose import SETTINGS, Composer, wants_composer
+    from .trace import check_run_id
+    from .users import SmtpUser
+
+    options = environment.parsed_options
+    if options is None:
+        return
+    try:
+        rate = option_value(options, "smtp_rate")
+        if rate:
+            parse_profile(str(rate))
+        option_value(options, "smtp_rate_seed")
+        run_id = option_value(options, "smtp_run_id")
+        if run_id:
+            check_run_id(str(run_id))
+        log = option_value(options, "smtp_transaction_log")
+        if log:
+            try:
+                open(log, "a").close()
+            except OSError as exc:
+                raise ValueError(f"--smtp-transaction-log {log}: {exc.strerror}") from None
+        given = {
+            attribute: option_value(options, dest)
+            for dest, attribute in USER_ATTRIBUTES.items()
+            if attribute in SETTINGS and option_value(options, dest) is not None
+        }
+        if given:  # a workload from the command line: as a user would build it
+            settings = types.SimpleNamespace(
+                **{**{name: getattr(SmtpUser, name) for name in SETTINGS}, **given}
+            )
+            if wants_composer(settings):
+                Composer(settings, user_number=0)
+            if settings.messages_per_connection:
+                parse_distribution(str(settings.messages_per_connection))
+    except (ValueError, LocustError) as exc:
+        print(f"locust: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+events.init.add_listener(check_options)  # type: ignore[no-untyped-call]

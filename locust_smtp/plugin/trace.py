@@ -48,7 +48,8 @@ def trace_header(run_id: str, seq: int, sent: float | None = None) -> bytes:
 
 
 class Tracer:
-    """One user's numbering of traced messages."""
+    """One user's numbering of its messages in the run (for the trace header and the
+    templates' ``{seq}`` and ``{run_id}``)."""
 
     def __init__(self, run_id: str, total: int, worker: int | None) -> None:
         self.total = total
@@ -56,12 +57,16 @@ class Tracer:
         self.run_id = run_id if total or worker is None else f"{run_id}.w{worker}"
         self._numbers = _process_numbers
 
-    def header(self, number: int | None) -> bytes:
-        """The header of the message the pool numbered ``number`` (None: no pool)."""
+    def seq(self, number: int | None) -> int:
+        """The run's number (from 0 up) of the message the pool numbered ``number``
+        (None: no pool, so the process's next number)."""
         if number is None or not self.total:
-            return trace_header(self.run_id, next(self._numbers))
-        # the pool counts down from total - 1: seq counts up from 0
-        return trace_header(self.run_id, self.total - 1 - number)
+            return next(self._numbers)
+        return self.total - 1 - number  # the pool counts down from total - 1
+
+    def header(self, seq: int) -> bytes:
+        """The trace header of message ``seq`` (:meth:`seq`)."""
+        return trace_header(self.run_id, seq)
 
 
 _process_numbers = itertools.count()

@@ -397,8 +397,11 @@ class SmtpUser(User):
         self._scheduled: float | None = None
         """The scheduled start of the message being sent, under an arrival rate."""
         self._tracer: Tracer | None = None
-        if self.trace_delivery:
+        """Numbers each message in the run: for the trace header and templates."""
+        if self.trace_delivery or wants_composer(self):
             self._tracer = make_tracer(environment)
+        self._seq: int | None = None
+        """The run's number of the message being sent, once drawn (:meth:`_seq_of`)."""
         self._number: int | None = None
         """The pool's number of the message being sent (None without a pool)."""
         self._user_number = next(_user_numbers)
@@ -688,6 +691,7 @@ class SmtpUser(User):
         if self._counting:
             yield None
             return
+        self._seq = None  # a new message: its run number is drawn when first needed
         if self._arrivals is not None:
             self.await_arrival()
         if pool is None:
@@ -756,15 +760,23 @@ class SmtpUser(User):
             payload = self.payload_template.render(self.message_id(number))
             return self._send_counted(self.envelope_sender, self.recipients(), payload)
 
+    def _seq_of(self, number: int | None) -> int:
+        """The run's number of the message being sent: the same for its template and its
+        trace header (the pool's ``number`` counts down; this counts up from 0)."""
+        assert self._tracer is not None
+        if self._seq is None:
+            self._seq = self._tracer.seq(number)
+        return self._seq
+
     def compose_message(self, number: int | None) -> Message:
         """The next message drawn from the workload settings (:mod:`.compose`)."""
         composer = self._composer
         assert composer is not None
         local = self.message_id(number)
         content = None if composer.corpus or composer.template else self.template.render(local)
-        fields: dict[str, object] = {"seq": self._number if self._number is not None else 0}
+        fields: dict[str, object] = {}
         if self._tracer is not None:
-            fields["run_id"] = self._tracer.run_id
+            fields = {"seq": self._seq_of(number), "run_id": self._tracer.run_id}
         return composer.compose(
             sender=self.envelope_sender,
             recipients=self.recipients(),
@@ -944,8 +956,9 @@ class SmtpUser(User):
             return None
         result: MailResult | None = None
         failure: SmtpError | None = None
-        if self._tracer is not None:
-            payload = self._tracer.header(self._number) + payload
+        if self._tracer is not None and self.trace_delivery:
+            payload = self._tracer.header(self._seq_of(self._number)) + payload
+        self._seq = None
         plan = self._plan
         if plan is not PLAIN_PLAN:
             payload, mail_params = plan.prepare(payload)

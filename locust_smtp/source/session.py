@@ -454,6 +454,7 @@ class SourceUser(SmtpUser):
         client = self.client
         config = self.source.config
         self._lmtp_judged = False
+        self._seq = None
         sender = self.envelope_sender
         recipients: Iterable[str]
         if self._composer is not None:  # real traffic: drawn (docs/workloads.md)
@@ -464,8 +465,9 @@ class SourceUser(SmtpUser):
         else:
             payload = self.payload_template.render(self.message_id(number))
             recipients = self._source_recipients(number)
-        if self._tracer is not None:
-            payload = self._tracer.header(number) + payload
+        if self._tracer is not None and self.trace_delivery:
+            payload = self._tracer.header(self._seq_of(number)) + payload
+        self._seq = None
         if config.client_identity == "xforward":
             reply = client.xforward(self._address, self.my_hostname)
             if not reply.positive:
