@@ -248,8 +248,9 @@ the workers hear of the test and start their users in that time."""
 
 def start_schedule(environment: Any, **_kwargs: Any) -> None:
     """At each test's start (``test_start``): on the master or a local runner, fix the
-    schedule's start time, seed and worker count in the options (Locust sends them to
-    the workers with the spawn message); everywhere, forget the last test's schedule."""
+    schedule's start time and seed in the options (Locust sends them to the workers
+    with the spawn message, with the worker count :func:`.trace.name_run` puts there);
+    everywhere, forget the last test's schedule."""
     from locust.runners import MasterRunner, WorkerRunner
 
     setattr(environment, _ATTRIBUTE, None)
@@ -263,7 +264,6 @@ def start_schedule(environment: Any, **_kwargs: Any) -> None:
         return
     master = isinstance(runner, MasterRunner)
     options.smtp_rate_start = time.time() + (START_LEAD if master else 0.0)
-    options.smtp_rate_workers = max(runner.worker_count, 1) if master else 1
     if option_value(options, "smtp_rate_seed") is None:
         options.smtp_rate_seed = random.randrange(2**31)
 
@@ -278,8 +278,8 @@ def schedule_for(environment: Any) -> ArrivalSchedule | None:
     if options is None:
         return None
     from locust.exception import LocustError
-    from locust.runners import WorkerRunner
 
+    from .client_addresses import worker_index
     from .options import option_value
 
     spec = option_value(options, "smtp_rate")
@@ -289,8 +289,6 @@ def schedule_for(environment: Any) -> ArrivalSchedule | None:
         profile = parse_profile(spec)
     except ValueError as exc:
         raise LocustError(str(exc)) from None
-    runner = environment.runner
-    worker = int(runner.worker_index) if isinstance(runner, WorkerRunner) else 0
     start = getattr(options, "smtp_rate_start", None) or time.time()
     seed = option_value(options, "smtp_rate_seed")
     schedule = ArrivalSchedule(
@@ -298,8 +296,8 @@ def schedule_for(environment: Any) -> ArrivalSchedule | None:
         float(start),
         option_value(options, "smtp_arrivals") or "constant",
         int(seed or 0),
-        worker,
-        int(getattr(options, "smtp_rate_workers", 1) or 1),
+        worker_index(environment) or 0,
+        int(getattr(options, "smtp_worker_count", 1) or 1),  # (trace.name_run sets it)
     )
     setattr(environment, _ATTRIBUTE, schedule)
     return schedule

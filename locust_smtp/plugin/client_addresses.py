@@ -18,19 +18,24 @@ if TYPE_CHECKING:
 _numbers = itertools.count()
 
 
-def worker_slot(environment: Environment) -> tuple[int, int]:
-    """(this worker's index, the number of workers) when known, else (index, index + 1)
-    for a worker and (0, 1) for a single process."""
+def worker_index(environment: Environment) -> int | None:
+    """This process's index among the run's Locust workers (None: it is not a worker)."""
     from locust.runners import WorkerRunner
 
     runner: Any = environment.runner
-    if not isinstance(runner, WorkerRunner):
+    return int(runner.worker_index) if isinstance(runner, WorkerRunner) else None
+
+
+def worker_slot(environment: Environment) -> tuple[int, int]:
+    """(this worker's index, the number of workers) when known, else (index, index + 1)
+    for a worker and (0, 1) for a single process."""
+    index = worker_index(environment)
+    if index is None:
         return 0, 1
     options = environment.parsed_options
     workers = int(getattr(options, "processes", 0) or 0) if options is not None else 0
     if workers <= 0 and options is not None:
         workers = int(getattr(options, "expect_workers", 1) or 1)
-    index = int(runner.worker_index)
     return index, max(workers, index + 1)
 
 

@@ -93,8 +93,7 @@ _default_run_id: list[str] = []
 
 def make_tracer(environment: Any) -> Tracer:
     """A user's tracer, from the run's options (or, with none, a run id per process)."""
-    from locust.runners import WorkerRunner
-
+    from .client_addresses import worker_index
     from .options import option_value
     from .pool import get_pool
 
@@ -108,6 +107,4 @@ def make_tracer(environment: Any) -> Tracer:
     pool = get_pool(environment)
     if not total and pool is not None:
         total = getattr(pool, "total", 0)
-    runner = environment.runner
-    worker = int(runner.worker_index) if isinstance(runner, WorkerRunner) else None
-    return Tracer(check_run_id(str(run_id)), int(total or 0), worker)
+    return Tracer(check_run_id(str(run_id)), int(total or 0), worker_index(environment))

@@ -62,6 +62,7 @@ import gevent
 
 from ..protocol import stages
 from .arrivals import FROM_SCHEDULE, START_LAG
+from .client_addresses import worker_index
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -127,11 +128,7 @@ def transaction_log_for(environment: Environment, path: str) -> TransactionLog:
     log: TransactionLog | None = getattr(environment, _ATTRIBUTE, None)
     if log is not None and log._file is not None:
         return log
-    runner = environment.runner
-    index = getattr(runner, "worker_index", None) if runner is not None else None
-    from locust.runners import WorkerRunner
-
-    log = TransactionLog(path, index if isinstance(runner, WorkerRunner) else None)
+    log = TransactionLog(path, worker_index(environment))
     setattr(environment, _ATTRIBUTE, log)
     events = environment.events
     events.test_stop.add_listener(lambda **_kw: log.flush())  # type: ignore[no-untyped-call]

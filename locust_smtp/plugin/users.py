@@ -64,7 +64,7 @@ from ..protocol.mail_options import PLAIN_PLAN, MailOptions, Plan
 from ..tls import context_for
 from .accounts import accounts_of
 from .arrivals import FROM_SCHEDULE, START_LAG, schedule_for
-from .client_addresses import next_client_number
+from .client_addresses import next_client_number, worker_index
 from .codes import codes_for
 from .compose import Composer, ConnectionQuota, Message, wants_composer
 from .options import apply_options
@@ -100,14 +100,6 @@ def _worker_count(environment: Environment) -> int:
     """The run's number of workers, as the master said at the start (1 without)."""
     options = environment.parsed_options
     return max(int(getattr(options, "smtp_worker_count", 1) or 1), 1)
-
-
-def _worker_index(environment: Environment) -> int:
-    """This process's worker index (0 when it is not a Locust worker)."""
-    from locust.runners import WorkerRunner
-
-    runner = environment.runner
-    return int(runner.worker_index) if isinstance(runner, WorkerRunner) else 0
 
 
 _QUIT_ON_STOP_TIMEOUT = 5.0
@@ -396,9 +388,10 @@ class SmtpUser(User):
         self._arrivals = schedule_for(environment)
         self._scheduled: float | None = None
         """The scheduled start of the message being sent, under an arrival rate."""
+        drawn = wants_composer(self)
         self._tracer: Tracer | None = None
         """Numbers each message in the run: for the trace header and templates."""
-        if self.trace_delivery or wants_composer(self):
+        if self.trace_delivery or drawn:
             self._tracer = make_tracer(environment)
         self._seq: int | None = None
         """The run's number of the message being sent, once drawn (:meth:`_seq_of`)."""
@@ -408,11 +401,11 @@ class SmtpUser(User):
         self._composer: Composer | None = None
         self._quota: ConnectionQuota | None = None
         try:
-            if wants_composer(self):
+            if drawn:
                 self._composer = Composer(
                     self,
                     user_number=self._user_number,
-                    worker=_worker_index(environment),
+                    worker=worker_index(environment) or 0,
                     workers=_worker_count(environment),
                 )
             if self.messages_per_connection:
@@ -425,7 +418,7 @@ class SmtpUser(User):
         if self.transaction_log:
             self._log = MessageRecord(
                 transaction_log_for(environment, self.transaction_log),
-                f"{_worker_index(environment)}:{self._user_number}",
+                f"{worker_index(environment) or 0}:{self._user_number}",
             )
 
     # -- configuration hooks ---------------------------------------------------------------
