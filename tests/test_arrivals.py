@@ -48,7 +48,7 @@ def test_profile_forms() -> None:
     ("spec", "says"),
     [
         ("fast", "bad rate 'fast'"),
-        ("-5", "bad rate"),
+        ("-5", "bad rate '-5'"),
         ("10-20", "needs a /DURATION"),
         ("10,20", "needs a /DURATION"),
         ("10/5x", "bad duration '5x'"),

@@ -216,6 +216,9 @@ def test_bad_workload_settings_are_clear_errors(tmp_path: Path) -> None:
         (["--recipient-domains", "a.example:-1"], "a.example:-1"),
         (["--invalid-recipients", "2"], "bad invalid recipients share: 2 (0 to 1)"),
         (["--template", str(tmp_path / "none.txt")], "No such file or directory"),
+        (["--seed", "x"], "fatal: bad seed: x"),
+        (["--seed", "12abc"], "fatal: bad seed: 12abc"),
+        (["--rate-seed", "7x"], "fatal: bad rate seed: 7x"),
     ]:
         proc = subprocess.run(
             [*LOCUST_SMTP, "-m", "1", *args, "127.0.0.1:9"], capture_output=True, text=True,

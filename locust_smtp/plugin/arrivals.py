@@ -153,6 +153,8 @@ def parse_profile(spec: str) -> RateProfile:
         last = i == len(parts) - 1
         rates, _, duration_text = part.partition("/")
         low, dash, high = rates.partition("-")
+        if dash and not low.strip():  # "-5": a negative rate, not a ramp from nothing
+            raise ValueError(f"bad rate {rates.strip()!r} in rate profile {spec!r}")
         start = _rate(low, spec)
         end = _rate(high, spec) if dash else start
         if duration_text:

@@ -406,6 +406,13 @@ def _positive(value: str, what: str) -> int:
     return number
 
 
+def _seed(value: str, what: str) -> int:
+    """A seed is a whole number written as one: no atoi-style prefix parsing."""
+    if not value.strip().isdigit():
+        raise UsageError(f"fatal: bad {what}: {value}")
+    return int(value)
+
+
 def _no_line_breaks(value: str, what: str) -> str:
     if "\r" in value or "\n" in value or "\0" in value:
         raise UsageError(f"fatal: bad {what}: {value!r} contains CR, LF or NUL")
@@ -572,7 +579,7 @@ def parse_args(argv: list[str]) -> SourceConfig:
                 raise UsageError(f"fatal: bad arrivals: {value} (one of {', '.join(ARRIVALS)})")
             config.arrivals = value
         elif opt == "--rate-seed":
-            config.rate_seed = _positive(value, "rate seed")
+            config.rate_seed = _seed(value, "rate seed")
         elif opt == "--trace-delivery":
             config.trace_delivery = True
         elif opt == "--run-id":
@@ -594,7 +601,7 @@ def parse_args(argv: list[str]) -> SourceConfig:
             if not 0.0 <= config.invalid_recipients <= 1.0:
                 raise UsageError(f"fatal: bad invalid recipients share: {value} (0 to 1)")
         elif opt == "--seed":
-            config.workload_seed = atoi(value)
+            config.workload_seed = _seed(value, "seed")
         elif opt == "--transaction-log":
             try:
                 open(value, "a").close()
