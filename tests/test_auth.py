@@ -276,7 +276,7 @@ def test_sessions_on_different_workers_use_different_accounts(
     # write to one stderr, so a line may hold pieces of another
     users = re.findall(r"AUTH PLAIN \*\*\*\* \(as (user\d)\)", proc.stderr)
     assert sorted(users) == ["user0", "user1", "user2", "user3"], proc.stderr[-3000:]
-    assert sink.counts["messages"] == 40
+    assert sink.counts["messages"] == 40, (proc.stdout, proc.stderr[-3000:], sink.output)
 
 
 def test_the_sink_checks_a_password_that_is_not_ascii(tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,3 +192,68 @@ def test_locust_smtp_master_with_a_locust_smtp_worker() -> None:
     assert master.stdout == b"".join(b"%d\r" % n for n in range(1, 201)) + b"\n"
     assert worker_out == b""
     assert b"200 messages in" in master.stderr
+
+
+def _run_with_a_worker_fault(sink_address: str, fault: Callable[[int], None]) -> tuple[int, str]:
+    """``locust-smtp -c -s 4 -d -m 200 -- --processes 2`` (every reply 50 ms late, so about
+    5 s of mail): once 20 messages are delivered (the -c counter says so), ``fault(pid)``
+    of one worker process; returns the exit status and stderr."""
+    proc = subprocess.Popen(
+        [*LOCUST_SMTP, "-c", "-s", "4", "-d", "-m", "200", sink_address, "--", "--processes", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        while b"20\r" not in seen:  # ends: the counter reaches 200, or the pipe closes
+            # (the pipe may be non-blocking: gevent in the child sets its stdout so)
+            readable, _, _ = select.select([proc.stdout], [], [], 60)
+            assert readable, "no -c counter within 60 s"
+            try:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+            except BlockingIOError:
+                continue
+            assert chunk, "the run ended before 20 messages"
+            seen += chunk
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 2, children  # the two forked workers
+        fault(int(children[0]))
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.decode()
+
+
+def test_a_stalled_worker_comes_back_and_reports_its_own_messages() -> None:
+    """A worker paused long enough for Locust to mark it missing (about 3 s without a
+    heartbeat) but back within the grace: its messages are its own, counted once."""
+
+    def stall(pid: int) -> None:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(6)  # the fault itself: 6 s without a heartbeat
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    with our_sink("--delay", "0.05") as sink:
+        code, err = _run_with_a_worker_fault(sink.address, stall)
+    assert code == 0, err
+    assert "200 messages in" in err and "0 failed" in err, err
+    assert sink.counts["messages"] == 200
+
+
+def test_a_killed_worker_fails_the_command_with_every_message_counted() -> None:
+    """locust-smtp: the messages a dead worker held, and those whose results it took with
+    it, are failed (once each); the summary counts exactly -m; exit status 1."""
+    with our_sink("--delay", "0.05") as sink:
+        code, err = _run_with_a_worker_fault(sink.address, lambda pid: os.kill(pid, signal.SIGKILL))
+    assert code == 1, err
+    found = re.search(r"fatal: the results of (\d+) message\(s\) were lost with a worker", err)
+    assert found is not None, err
+    failed = int(found.group(1))
+    summary = re.search(r"(\d+) messages in .*: (\d+) accepted, 0 rejected, (\d+) failed", err)
+    assert summary is not None, err
+    assert (int(summary.group(1)), int(summary.group(3))) == (200, failed), err
+    assert 200 - failed <= sink.counts["messages"] <= 200

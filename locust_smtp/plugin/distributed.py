@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -49,6 +49,11 @@ CLAIM, GRANT, DONE, RELEASE, FATAL, DELIVERED, IDLE = (
 GRANT_TIMEOUT = 60.0
 DONE_DELAY = 0.02
 WATCH_INTERVAL = 1.0
+LOST_AFTER = 10.0
+"""Seconds a worker stays missing (Locust marks it so after about 3 s without a
+heartbeat) before the messages it holds are counted lost: a worker that only stalled
+(a busy machine, a paused process) comes back within it and reports them itself, so
+that no message is counted twice."""
 
 
 class WorkerLost(Exception):
@@ -69,9 +74,19 @@ class MasterPool:
         self._numbers = MessagePool(total)  # what is granted, and with which numbers
         self.finished = 0
         self.lost = 0
+        """Messages granted to workers that went away before saying they attempted them."""
+        self.results_lost = 0
+        """Messages of workers that went away whose results never reached the master
+        (counted failed): ``lost`` and those attempted after the worker's last report."""
         self.outstanding: dict[str, int] = {}
         self.idle: set[str] = set()
         """Workers whose users have all ended after the pool ran out."""
+        self._missing_since: dict[str, float] = {}
+        self._granted_to: dict[str, int] = {}
+        """Messages granted to each worker (and not given back)..."""
+        self._reported_by: dict[str, int] = {}
+        """...and the ``message`` requests its statistics reports carried: a worker that
+        dies takes with it the results of the difference."""
         self._on_done = on_done
         self._stopped = False
         self._watcher = gevent.spawn(self._watch_workers)
@@ -85,6 +100,7 @@ class MasterPool:
         count = len(numbers)
         if count:
             self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) + count
+            self._granted_to[msg.node_id] = self._granted_to.get(msg.node_id, 0) + count
         runner.send_message(GRANT, {"numbers": numbers}, client_id=msg.node_id)
 
     @property
@@ -101,6 +117,12 @@ class MasterPool:
         self.finished += n
         self.outstanding[node_id] = self.outstanding.get(node_id, 0) - n
         self._check()
+
+    def count_reported(self, node_id: str, entries: Iterable[dict[str, Any]]) -> None:
+        """Worker ``node_id``'s statistics report arrived with these entries."""
+        n = sum(int(e.get("num_requests", 0)) for e in entries if e.get("name") == stages.MESSAGE)
+        if n:
+            self._reported_by[node_id] = self._reported_by.get(node_id, 0) + n
 
     def on_idle(self, environment: Environment, msg: Any) -> None:
         self.idle.add(msg.node_id)
@@ -120,6 +142,7 @@ class MasterPool:
         for number in numbers:
             self._numbers.release(number)  # granted again first, with the same number
         self.outstanding[msg.node_id] = self.outstanding.get(msg.node_id, 0) - len(numbers)
+        self._granted_to[msg.node_id] = self._granted_to.get(msg.node_id, 0) - len(numbers)
 
     def _watch_workers(self) -> None:
         from locust.runners import STATE_MISSING
@@ -129,9 +152,14 @@ class MasterPool:
             runner: Any = self.environment.runner
             if runner is None:
                 continue
+            now = time.monotonic()
             for node_id, count in list(self.outstanding.items()):
                 client = runner.clients.get(node_id)
-                if count > 0 and (client is None or client.state == STATE_MISSING):
+                if client is not None and client.state != STATE_MISSING:
+                    self._missing_since.pop(node_id, None)
+                    continue
+                since = self._missing_since.setdefault(node_id, now)
+                if count > 0 and (client is None or now - since >= LOST_AFTER):
                     self._count_lost(node_id, count)
             self._check()
 
@@ -139,8 +167,21 @@ class MasterPool:
         logger.warning("worker %s went away holding %d message(s); counted failed", node_id, count)
         self.outstanding[node_id] = 0
         self.lost += count
+        # and those it attempted whose results went with its unsent statistics report:
+        # failed too (the server may have them), so that the statistics hold every message
+        # it was granted, once
+        unreported = self._granted_to.get(node_id, 0) - self._reported_by.get(node_id, 0)
+        self._granted_to[node_id] = self._reported_by[node_id] = 0
+        if unreported > count:
+            logger.warning(
+                "worker %s went away with the results of %d attempted message(s); counted failed",
+                node_id,
+                unreported - count,
+            )
+        count = max(unreported, 0)  # (fewer than held: some were in its last report)
         stats = self.environment.stats
-        error = WorkerLost(f"worker {node_id} lost with {count} claimed message(s)")
+        self.results_lost += count
+        error = WorkerLost(f"worker {node_id} lost with the results of {count} message(s)")
         # the run's request type: LMTP if its messages so far were LMTP
         lmtp = (stages.MESSAGE, "LMTP") in stats.entries
         request_type = "LMTP" if lmtp and (stages.MESSAGE, "SMTP") not in stats.entries else "SMTP"

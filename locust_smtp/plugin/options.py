@@ -585,8 +585,11 @@ def register_messages(environment: Environment, **_kwargs: Any) -> None:
 
     def done_from_worker(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         pool = getattr(environment, "smtp_master_pool", None)
-        if pool is not None and data.get(distributed.DONE):
+        if pool is None:
+            return
+        if data.get(distributed.DONE):
             pool.count_done(client_id, int(data[distributed.DONE]))
+        pool.count_reported(client_id, data.get("stats", ()))
 
     accounts.register(environment)
     if isinstance(runner, MasterRunner):

@@ -175,6 +175,14 @@ def run_locust(config: SourceConfig, run: SourceRun) -> int:
         if reported:  # Locust may quit twice (a worker's error, then the shutdown)
             return
         reported.append(True)
+        master_pool = getattr(environment, "smtp_master_pool", None)
+        if master_pool is not None and master_pool.results_lost and run.failed is None:
+            run.failed = (
+                f"the results of {master_pool.results_lost} message(s) were lost with a "
+                "worker that went away"
+            )
+            print(f"{PROGRAM}: fatal: {run.failed}", file=run.stderr, flush=True)
+            ok = False
         if interrupted and runner is not None:
             # SIGTERM reaches here with the sessions still running: stop them first, so
             # that the messages in flight are counted (as interrupted)
