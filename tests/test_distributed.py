@@ -257,3 +257,22 @@ def test_a_killed_worker_fails_the_command_with_every_message_counted() -> None:
     assert summary is not None, err
     assert (int(summary.group(1)), int(summary.group(3))) == (200, failed), err
     assert 200 - failed <= sink.counts["messages"] <= 200
+
+
+def test_two_runs_with_processes_at_once_keep_to_themselves() -> None:
+    """Each `-- --processes` run has its own master port: a second run at the same time
+    neither fails to bind Locust's 5557 nor lends its workers to the first's master."""
+    with our_sink("--delay", "0.01") as sink:
+        args = ["-s", "2", "-d", sink.address, "--", "--processes", "2"]
+        first = subprocess.Popen(
+            [*LOCUST_SMTP, "-m", "300", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        second = subprocess.run(
+            [*LOCUST_SMTP, "-m", "40", *args], capture_output=True, text=True, timeout=120
+        )
+        _out, first_err = first.communicate(timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert first.returncode == 0, first_err
+    assert "40 messages in" in second.stderr and "300 messages in" in first_err
+    assert sink.counts["messages"] == 340

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -123,8 +124,22 @@ def _locust_argv(config: SourceConfig) -> list[str]:
         *(["--smtp-arrivals", config.arrivals] if config.rate else []),
         *(["--smtp-rate-seed", str(config.rate_seed)] if config.rate_seed is not None else []),
         *(["--smtp-run-id", config.run_id] if config.run_id else []),
+        *_own_master_port(config.locust_args),
         *config.locust_args,
     ]
+
+
+def _own_master_port(locust_args: list[str]) -> list[str]:
+    """With ``-- --processes N`` and no port of the user's: a free port for the master and
+    its forked workers, instead of Locust's fixed 5557, so that two runs on one machine
+    do not meet (the second failed to bind, and its workers joined the first's master)."""
+    names = {arg.split("=", 1)[0] for arg in locust_args}
+    if "--processes" not in names or names & {"--master-bind-port", "--master-port"}:
+        return []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    return ["--master-bind-port", port, "--master-port", port]
 
 
 def raise_file_limit(sessions: int, stderr: Any = sys.stderr) -> None:
