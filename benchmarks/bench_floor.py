@@ -115,6 +115,26 @@ def session():
         wait_reply(name, t0, len(data), replies)
 
     connect()
+    if pipelining == 2:  # across transactions: "." and the next MAIL+RCPT+DATA in one write
+        group = TRANSACTION[0][1]
+        if left[0] > 0:
+            left[0] -= 1
+            command("MAIL", group, 3)
+            while True:
+                t0 = perf()
+                more = left[0] > 0
+                if more:
+                    left[0] -= 1
+                    command("end of data", body + group, 4)
+                else:
+                    command("end of data", body, 1)
+                if fire:  # the stages the shared write answered
+                    for name in ("MAIL", "RCPT", "DATA", "message") if more else ("message",):
+                        fire(request_type="SMTP", name=name, response_time=0.1,
+                             response_length=0, response=None, context={}, exception=None,
+                             start_time=0.0)
+                if not more:
+                    return
     while left[0] > 0:
         left[0] -= 1
         t0 = perf()
@@ -234,6 +254,8 @@ def main() -> int:
             ("greenlets, pipelined, no samples", count, [*loop, "0", "1", str(port), "1"]),
             ("greenlets, pipelined, samples kept", count, [*loop, "2", "1", str(port), "1"]),
             ("greenlets, pipelined, Locust events", count, [*loop, "1", "1", str(port), "1"]),
+            ("greenlets, across transactions, samples", count,
+             [*loop, "2", "1", str(port), "2"]),
             ("hub callbacks, pipelined", count,
              [sys.executable, "-c", CALLBACKS, str(count), "20", str(port)]),
             ("locust-smtp -s 20 -d --pipelining", count,

@@ -410,6 +410,7 @@ class SmtpClient:
         target: Command | None = None,
         on_reply: Callable[[Command], None] | None = None,
         on_written: Callable[[], None] | None = None,
+        then: Callable[[], bool] | None = None,
     ) -> Command:
         """The one loop between the session and the transport: write ``data`` (what the
         session just queued), read and report replies, and go on with what the session
@@ -420,7 +421,12 @@ class SmtpClient:
         connection or timeout reports the stage it cost, closes and raises; any other
         exception (``on_reply``'s, a kill) closes and propagates. Writing, stamping,
         reading and reporting are written out, not called: this runs for every command
-        of every message."""
+        of every message.
+
+        ``then()``, called as the content is about to be written, may begin the next
+        transaction (``Session.start_mail(..., overlap=True)``) and return True: its
+        MAIL, RCPT and DATA then go in the same write, and this drive still returns at
+        this transaction's end-of-data reply."""
         session = self.session
         pending, reader, answer = session.pending, session.reader, session.answer
         trace, on_stage = self.trace, self.on_stage
@@ -432,8 +438,11 @@ class SmtpClient:
                 raise lost(self._waiting_for())
             while True:
                 if data:
+                    content = session.content_sent  # (this write ends a message's content)
+                    if then is not None and content and then():
+                        data += session.data_to_send()  # the next MAIL, RCPT and DATA
                     command = pending[-1]
-                    stage = last = command.stage
+                    stage = command.stage
                     if trace is not None:
                         self._trace_out(data, stage)
                     # the reply's time runs from the write to transport.readable_at; a
@@ -450,7 +459,7 @@ class SmtpClient:
                             stage = command.stage
                     self.bytes_sent += len(data)
                     # (on_written not after the lone "." of RFC 2920: no message went out)
-                    written = on_written if last is _END_OF_DATA and session.content_sent else None
+                    written = on_written if content else None
                     if len(data) <= SEND_SOON_LIMIT:
                         transport.send_soon(data, stamp)  # at the end of this loop turn
                     else:
@@ -610,6 +619,7 @@ class SmtpClient:
         pipelining: bool = False,
         on_reply: Callable[[Command], None] | None = None,
         on_written: Callable[[], None] | None = None,
+        then: Callable[[], bool] | None = None,
     ) -> Transaction:
         """One mail transaction, driven by the session machine: MAIL, a RCPT per
         recipient, DATA, the content (``payload``, framed by ``writer``) and the
@@ -633,7 +643,22 @@ class SmtpClient:
             mail_params=tuple(mail_params),
             rcpt_params=rcpt_params,
         )
-        self._drive(session.data_to_send(), None, on_reply, on_written)
+        self._drive(session.data_to_send(), None, on_reply, on_written, then)
+        return transaction
+
+    def resume(
+        self,
+        on_reply: Callable[[Command], None] | None = None,
+        on_written: Callable[[], None] | None = None,
+        then: Callable[[], bool] | None = None,
+    ) -> Transaction:
+        """Drive to its end the transaction that the previous one's ``then()`` began (its
+        commands are written; some replies may be read already): as :meth:`transaction`."""
+        transaction = self.session.transaction
+        if transaction is None:
+            raise LocalProtocolError("no transaction to resume")
+        if not transaction.ended:
+            self._drive(b"", None, on_reply, on_written, then)
         return transaction
 
     def send_mail(

@@ -430,3 +430,132 @@ def test_a_user_whose_xforward_is_refused_counts_each_message() -> None:
         errors = [repr(e.error) for e in environment.stats.errors.values()]
         assert not [e for e in errors if "ConnectionLost" in e], errors
         assert sink.counts["messages"] == 3
+
+
+PIPELINING_EHLO = b"250-test\r\n250 PIPELINING\r\n"
+GROUP = b"MAIL FROM:<foo@"
+
+
+def _until(sock: Any, buf: bytearray, end: bytes) -> bytes:
+    """Read until ``buf`` ends with ``end``; returns the reads that did it, joined with |."""
+    reads = []
+    while not bytes(buf).endswith(end):
+        data = sock.recv(65536)
+        if not data:
+            break
+        reads.append(data)
+        buf += data
+    return b"|".join(reads)
+
+
+def test_the_command_pipelines_across_messages_with_d() -> None:
+    """-d --pipelining: the "." of one message and the next message's MAIL, RCPT and DATA
+    go in one write (RFC 2920: content may open a group); the last message's "." goes
+    alone, and each reply is booked to its own message."""
+    writes: list[bytes] = []
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(PIPELINING_EHLO)
+        writes.append(_until(sock, buf, b"DATA\r\n"))
+        buf.clear()
+        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        for reply in (b"250 one\r\n250 ok\r\n250 ok\r\n354 go\r\n",) * 2 + (b"250 last\r\n",):
+            writes.append(_until(sock, buf, b"DATA\r\n" if b"354" in reply else b"\r\n.\r\n"))
+            buf.clear()
+            sock.sendall(reply)
+        read_line(sock, buf)  # QUIT
+        sock.sendall(b"221 bye\r\n")
+
+    with scripted_server(server) as address:
+        proc = _command("-s", "1", "-d", "--pipelining", "-m", "3", address)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 messages in" in proc.stderr and "3 accepted, 0 rejected, 0 failed" in proc.stderr
+    assert [w.count(b"|") for w in writes] == [0, 0, 0, 0], writes  # each arrived in one read
+    assert writes[0].startswith(GROUP)
+    for write in writes[1:3]:
+        content, dot, group = write.partition(b"\r\n.\r\n")
+        assert dot and b"La de da" in content and group.startswith(GROUP), write
+    assert writes[3].endswith(b"\r\n.\r\n") and GROUP not in writes[3]
+
+
+def test_a_421_to_a_dot_with_the_next_message_in_flight_sends_that_one_again() -> None:
+    """-A: the server answers the first "." with 421 and hangs up, so the MAIL, RCPT and
+    DATA written after it are never answered: that message was not attempted, and goes
+    again on a new connection. Exactly -m messages, each reported once."""
+    connections: list[int] = []
+
+    def server(sock: Any) -> None:
+        connections.append(1)
+        first = len(connections) == 1
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(PIPELINING_EHLO)
+        _until(sock, buf, b"DATA\r\n")
+        buf.clear()
+        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        if first:
+            _until(sock, buf, b"DATA\r\n")  # the "." and the next MAIL, RCPT, DATA
+            sock.sendall(b"421 4.3.2 going down\r\n")
+            return
+        _until(sock, buf, b"\r\n.\r\n")
+        sock.sendall(b"250 queued\r\n")
+        read_line(sock, bytearray())
+        sock.sendall(b"221 bye\r\n")
+
+    with scripted_server(server) as address:
+        proc = _command("-A", "-s", "1", "-d", "--pipelining", "-m", "2", address)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 messages in" in proc.stderr, proc.stderr
+    assert "1 accepted, 1 rejected, 0 failed" in proc.stderr, proc.stderr
+    assert len(connections) == 2
+
+
+def test_a_refused_dot_with_the_next_message_in_flight_is_fatal_for_that_one_only() -> None:
+    """Without -A a refused "." ends the run, as smtp-source's: the message whose commands
+    went with it was never answered, so it is not counted as attempted."""
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(PIPELINING_EHLO)
+        _until(sock, buf, b"DATA\r\n")
+        buf.clear()
+        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        _until(sock, buf, b"DATA\r\n")
+        sock.sendall(b"554 5.7.1 no thanks\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+        read_line(sock, bytearray())
+
+    with scripted_server(server) as address:
+        proc = _command("-s", "1", "-d", "--pipelining", "-m", "5", address)
+    assert proc.returncode == 1
+    assert "fatal: end of data rejected: 554 5.7.1 no thanks" in proc.stderr, proc.stderr
+    assert "1 messages in" in proc.stderr and "0 accepted, 1 rejected" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_dot_never_answered_with_the_next_message_in_flight_times_out_once() -> None:
+    """The server goes silent after the "." that carried the next message's commands:
+    that message times out (fatal, as smtp-source); the next one was never answered, so
+    it is not attempted; no hang past --timeout."""
+
+    def server(sock: Any) -> None:
+        buf = bytearray()
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock, buf)
+        sock.sendall(PIPELINING_EHLO)
+        _until(sock, buf, b"DATA\r\n")
+        buf.clear()
+        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        _until(sock, buf, b"DATA\r\n")
+        read_line(sock, bytearray())  # silent until the client gives up
+
+    with scripted_server(server) as address:
+        proc = _command("--timeout", "1", "-s", "1", "-d", "--pipelining", "-m", "4", address)
+    assert proc.returncode == 1
+    assert "fatal: timeout while sending message" in proc.stderr, proc.stderr
+    assert "1 messages in" in proc.stderr and "0 accepted, 0 rejected, 1 failed" in proc.stderr

@@ -501,3 +501,70 @@ def test_command_by_command_a_354_after_every_rcpt_refused_leaves_the_choice_to_
     [end] = events(session, b"554 no valid recipients\r\n")
     assert end.done is transaction and not transaction.delivered
     assert not transaction.reset_needed  # the server answered the content: nothing held
+
+
+def _overlapped() -> tuple[Session, Transaction, Transaction, bytes]:
+    """A pipelined transaction whose content is written together with the next one's
+    MAIL, RCPT and DATA; returns the session, both transactions and that write."""
+    session = Session(greeting=False)
+    first = session.start_mail("a@x", ["b@y"], b"one\r\n.\r\n", pipelining=True)
+    session.data_to_send()
+    events(session, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    write = session.data_to_send()
+    second = session.start_mail("c@x", ["d@y"], b"two\r\n.\r\n", pipelining=True, overlap=True)
+    return session, first, second, write + session.data_to_send()
+
+
+def test_the_next_transaction_goes_with_the_content_and_each_reply_is_booked_to_its_own() -> None:
+    session, first, second, write = _overlapped()
+    assert write == b"one\r\n.\r\nMAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nDATA\r\n"
+    assert session.finishing is first and session.content_sent
+    found = events(session, b"250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    assert seen(found) == [
+        (stages.END_OF_DATA, 250, True), ("MAIL", 250, True), ("RCPT", 250, True),
+        ("DATA", 354, True),
+    ]  # fmt: skip
+    assert found[0].done is first and first.delivered and not second.ended
+    assert session.finishing is None
+    assert session.data_to_send() == b"two\r\n.\r\n"
+    assert seen(events(session, b"554 no\r\n")) == [(stages.END_OF_DATA, 554, False)]
+    assert second.ended and not second.delivered and first.delivered
+
+
+def test_a_421_to_the_content_ends_the_next_transaction_unanswered() -> None:
+    session, first, second, _write = _overlapped()
+    found = events(session, b"421 4.3.2 bye\r\n")
+    assert found[0].done is first and first.failed is found[0]
+    assert second.ended and second.aborted and second.failure is None
+    assert session.closing and not session.pending
+
+
+def test_a_broken_connection_ends_both_overlapped_transactions() -> None:
+    session, first, second, _write = _overlapped()
+    session.abort()
+    assert first.ended and first.aborted and first.failed is not None
+    assert first.failed.stage == stages.END_OF_DATA
+    assert second.ended and second.aborted and second.failed.stage == "MAIL"  # type: ignore[union-attr]
+
+
+def test_overlap_only_after_pipelined_content_and_never_for_lmtp_or_bdat() -> None:
+    from locust_smtp.protocol._writers import BdatWriter
+
+    session = Session(greeting=False)
+    session.start_mail("a@x", ["b@y"], b"one\r\n.\r\n", pipelining=True)
+    session.data_to_send()  # MAIL, RCPT, DATA owed: no content yet
+    with pytest.raises(LocalProtocolError):
+        session.start_mail("c@x", ["d@y"], b"x\r\n.\r\n", pipelining=True, overlap=True)
+    events(session, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    session.data_to_send()
+    with pytest.raises(LocalProtocolError):  # not asked for
+        session.start_mail("c@x", ["d@y"], b"x\r\n.\r\n", pipelining=True)
+    with pytest.raises(LocalProtocolError):
+        session.start_mail("c@x", ["d@y"], b"x", writer=BdatWriter(), pipelining=True, overlap=True)
+    lmtp = Session(lmtp=True, greeting=False)
+    lmtp.start_mail("a@x", ["b@y"], b"one\r\n.\r\n", pipelining=True)
+    lmtp.data_to_send()
+    events(lmtp, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    lmtp.data_to_send()
+    with pytest.raises(LocalProtocolError):
+        lmtp.start_mail("c@x", ["d@y"], b"x\r\n.\r\n", pipelining=True, overlap=True)

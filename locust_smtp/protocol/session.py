@@ -226,6 +226,10 @@ class Session:
         """Commands written whose replies are still owed, oldest first."""
         self.transaction: Transaction | None = None
         """The mail transaction under way, or the last one (see :attr:`Transaction.ended`)."""
+        self.finishing: Transaction | None = None
+        """The transaction whose end-of-data reply is still owed while :attr:`transaction`,
+        the next one, is under way (``start_mail(..., overlap=True)``), else None."""
+        self._finishing_end: Command | None = None
         self.closing = False
         """The latest reply said the server is closing (421 or 521): the replies still owed
         will not come. Whether to hang up (as smtp-source) or to write on is the caller's
@@ -242,6 +246,8 @@ class Session:
         """A transaction's content went out and its end-of-data replies are not all in:
         the server may have the message even if they never come."""
         transaction = self.transaction
+        if self.finishing is not None:  # the previous one's reply is owed (overlap)
+            return True
         return transaction is not None and transaction.content_sent and not transaction.ended
 
     # -- commands --------------------------------------------------------------------------
@@ -340,6 +346,7 @@ class Session:
         pipelining: bool = False,
         mail_params: tuple[str, ...] = (),
         rcpt_params: Callable[[str], tuple[str, ...]] | None = None,
+        overlap: bool = False,
     ) -> Transaction:
         """Begin a transaction that the machine drives: from now on, and after each reply,
         :meth:`data_to_send` gives what to write next (b"" while replies are owed, and once
@@ -349,11 +356,33 @@ class Session:
         One command per round trip by default; ``pipelining=True`` writes MAIL, every RCPT
         and DATA as one group (RFC 2920), then the content after the 354. With a
         :class:`BdatWriter` the content goes in BDAT chunks (RFC 3030), each answered
-        before the next unless pipelining, where the group carries every chunk."""
-        if self.pending:
-            raise LocalProtocolError("a transaction cannot start while replies are owed")
+        before the next unless pipelining, where the group carries every chunk.
+
+        ``overlap=True`` (SMTP, pipelining, DATA) may begin it while the previous one's
+        end-of-data reply is still owed, once that one's content is queued: its MAIL, RCPT
+        and DATA then go in the same write as that content (RFC 2920 allows message
+        content first in a group), and that reply is booked to :attr:`finishing`. A 421
+        in that reply ends this one too, unanswered (:attr:`Transaction.aborted`)."""
         if self.closed:
             raise LocalProtocolError("MAIL after the server hung up")
+        if self.pending:
+            previous = self.transaction
+            if not (
+                overlap
+                and pipelining
+                and not self.lmtp
+                and not writer.chunked
+                and previous is not None
+                and previous.pipelining
+                and previous.content_sent
+                and not previous.ended
+                and len(self.pending) == 1
+                and self.pending[0].stage is _END
+                and self.finishing is None
+            ):
+                raise LocalProtocolError("a transaction cannot start while replies are owed")
+            self.finishing = previous
+            self._finishing_end = self.pending[0]
         transaction = Transaction(
             sender, recipients, payload, writer, pipelining, mail_params, rcpt_params
         )
@@ -375,7 +404,7 @@ class Session:
                 transaction.content_sent = False  # no message went out
                 return data
             return self.content(transaction.payload)
-        if pending or self.closed:
+        if self.closed or (pending and pending[-1] is not self._finishing_end):
             return b""
         self.closing = False
         if not transaction._mail_written:
@@ -445,7 +474,11 @@ class Session:
         waiting = pending[0] if pending else Command(stages.MESSAGE, 0)
         self.closed = True
         pending.clear()
-        transaction = self.transaction
+        finishing, transaction = self.finishing, self.transaction
+        if finishing is not None:  # overlapped: the next one never got an answer either
+            finishing.failed, finishing.aborted, finishing.ended = waiting, True, True
+            waiting = Command(_MAIL, 0)
+            self.finishing = self._finishing_end = None
         if transaction is not None and not transaction.ended:
             transaction.failed = waiting
             transaction.aborted = True
@@ -507,11 +540,18 @@ class Session:
         if command.owed <= 0:
             pending.popleft()
         closing = code == 421 or code == 521  # CLOSING_CODES, spelled out on the hot path
+        transaction = self.transaction
+        if command is self._finishing_end:  # the previous transaction's end-of-data reply
+            next_one: Transaction = transaction  # type: ignore[assignment]
+            transaction = self.finishing
+            self.finishing = self._finishing_end = None
+            if closing and not next_one.ended:  # the next one will never be answered
+                next_one.failed = pending[0] if pending else Command(_MAIL, 0)
+                next_one.aborted = next_one.ended = True
         if closing:
             self.closing = True
             pending.clear()
         stage = command.stage
-        transaction = self.transaction
         if (
             transaction is None
             or transaction.ended

@@ -47,7 +47,7 @@ from ..protocol._errors import (
 )
 from ..protocol.address import ServerAddress
 from ..protocol.codes import CLOSING_CODES
-from ..protocol.mail_options import PLAIN_PLAN
+from ..protocol.mail_options import PLAIN_PLAN, Plan
 from ..protocol.session import Command, Transaction
 from .options import IDENTITY_SETTINGS, MAIL_SETTINGS, PROGRAM, SourceConfig, printable
 
@@ -189,6 +189,16 @@ class SourceUser(SmtpUser):
         self.next_number: int | None = None
         self._lmtp_judged = False
         self._pool: MessagePool | WorkerPool | None = None
+        self._ahead: tuple[int, float, float] | None = None
+        """(number, start, perf_counter) of the message whose MAIL, RCPT and DATA went out
+        with the previous message's content (:meth:`_start_next`), until it is driven."""
+        self._may_overlap = (
+            config.reuse_connection
+            and not config.lmtp
+            and not config.number_recipients
+            and not (config.fixed_delay or config.random_delay)
+            and config.client_identity != "xforward"
+        )
 
     def make_client(self, address: ServerAddress, lmtp: bool) -> SmtpClient:
         run = self.source
@@ -233,16 +243,24 @@ class SourceUser(SmtpUser):
             except GreenletExit:
                 pool.release(number)  # never started: not attempted
                 raise
+        completed = False
         try:
             self.one_message(number)
+            completed = True
         except SourceFatal as exc:
             self.client.close()
             run.fatal(str(exc), self.environment)
             raise StopUser() from None
         finally:
             pool.finish()
+            ahead = self._ahead
+            if ahead is not None and not (completed and self._ahead_alive()):
+                # the next message went out with this one's content, but this one ended
+                # the session (or the run): never answered, so never attempted
+                self._ahead = None
+                pool.release(ahead[0])
         # claim the next message now, so that the last one is not followed by a delay
-        self.next_number = pool.claim()
+        self.next_number = self._ahead[0] if self._ahead is not None else pool.claim()
         if self.next_number is None:
             if self.client.connected:
                 self.quit_or_fatal()
@@ -271,7 +289,11 @@ class SourceUser(SmtpUser):
         """Send message ``number`` and report it, whatever happens, exactly once; then QUIT
         unless -d. Raises SourceFatal for what ends the run."""
         config = self.source.config
-        start, t0 = time.time(), time.perf_counter()
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == number:  # its commands are on their way
+            start, t0 = ahead[1], ahead[2]
+        else:
+            start, t0 = time.time(), time.perf_counter()
         failure: BaseException | None = None
         try:
             failure = self._message(number)
@@ -455,6 +477,15 @@ class SourceUser(SmtpUser):
         config = self.source.config
         self._lmtp_judged = False
         self._seq = None
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == number:
+            self._ahead = None
+            transaction = client.resume(
+                on_reply=self._check_reply,
+                on_written=self.source.count_delivery,
+                then=self._start_next,  # (ahead only when _overlaps said so)
+            )
+            return self._after_transaction(transaction)
         sender = self.envelope_sender
         recipients: Iterable[str]
         if self._composer is not None:  # real traffic: drawn (docs/workloads.md)
@@ -496,7 +527,13 @@ class SourceUser(SmtpUser):
                 pipelining=plan.pipelining,
                 on_reply=self._check_reply,
                 on_written=self.source.count_delivery,
+                then=self._start_next if self._overlaps(plan) else None,
             )
+        return self._after_transaction(transaction)
+
+    def _after_transaction(self, transaction: Transaction) -> ReplyError | None:
+        client = self.client
+        config = self.source.config
         if config.lmtp:
             self._judge_lmtp(transaction)
         failed = transaction.failed
@@ -510,6 +547,62 @@ class SourceUser(SmtpUser):
         elif transaction.reset_needed:
             self._rset()
         return error
+
+    def _overlaps(self, plan: Plan) -> bool:
+        """Whether the next message's MAIL, RCPT and DATA may go out with this one's
+        content (docs/extensions.md, "Pipelining across messages"): -d with
+        --pipelining and DATA, smtp-source's own message, nothing to do between messages."""
+        return (
+            self._may_overlap
+            and plan.pipelining
+            and not plan.writer.chunked
+            and self._composer is None
+            and self._quota is None
+            and self._arrivals is None
+            and self._log is None
+            and not (self._tracer is not None and self.trace_delivery)
+        )
+
+    def _start_next(self) -> bool:
+        """``then`` of a transaction: claim the next message and begin its transaction,
+        so that its commands go in the write of this one's content. False when the pool
+        has none left (or one is already ahead)."""
+        pool = self._pool
+        if pool is None or self._ahead is not None:
+            return False
+        number = pool.claim()
+        if number is None:
+            return False
+        try:
+            plan = self._plan
+            payload = self.payload_template.render(self.message_id(number))
+            payload, mail_params = plan.prepare(payload)
+            self.client.session.start_mail(
+                self.envelope_sender,
+                self._source_recipients(number),
+                payload,
+                writer=plan.writer,
+                pipelining=True,
+                mail_params=mail_params,
+                rcpt_params=plan.rcpt_params,
+                overlap=True,
+            )
+        except BaseException:
+            pool.release(number)
+            raise
+        self._ahead = (number, time.time(), time.perf_counter())
+        return True
+
+    def _ahead_alive(self) -> bool:
+        """The message ahead can still be answered: the connection is up and the server
+        did not close it (a 421 to the previous message ends it unanswered)."""
+        transaction = self.client.session.transaction
+        return (
+            self.client.connected
+            and transaction is not None
+            and not transaction.aborted
+            and not self.client.session.closing
+        )
 
     def _source_recipients(self, number: int) -> Iterable[str]:
         """smtp-source's recipients of message ``number`` (-r, -N)."""
