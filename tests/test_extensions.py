@@ -448,6 +448,18 @@ def _until(sock: Any, buf: bytearray, end: bytes) -> bytes:
     return b"|".join(reads)
 
 
+def _first_group(sock: Any, buf: bytearray) -> bytes:
+    """Greeting, EHLO with PIPELINING, the first MAIL, RCPT and DATA answered 250, 250,
+    354; returns the write that carried them."""
+    sock.sendall(b"220 hi\r\n")
+    read_line(sock, buf)
+    sock.sendall(PIPELINING_EHLO)
+    group = _until(sock, buf, b"DATA\r\n")
+    buf.clear()
+    sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    return group
+
+
 def test_the_command_pipelines_across_messages_with_d() -> None:
     """-d --pipelining: the "." of one message and the next message's MAIL, RCPT and DATA
     go in one write (RFC 2920: content may open a group); the last message's "." goes
@@ -456,12 +468,7 @@ def test_the_command_pipelines_across_messages_with_d() -> None:
 
     def server(sock: Any) -> None:
         buf = bytearray()
-        sock.sendall(b"220 hi\r\n")
-        read_line(sock, buf)
-        sock.sendall(PIPELINING_EHLO)
-        writes.append(_until(sock, buf, b"DATA\r\n"))
-        buf.clear()
-        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        writes.append(_first_group(sock, buf))
         for reply in (b"250 one\r\n250 ok\r\n250 ok\r\n354 go\r\n",) * 2 + (b"250 last\r\n",):
             writes.append(_until(sock, buf, b"DATA\r\n" if b"354" in reply else b"\r\n.\r\n"))
             buf.clear()
@@ -491,12 +498,7 @@ def test_a_421_to_a_dot_with_the_next_message_in_flight_sends_that_one_again() -
         connections.append(1)
         first = len(connections) == 1
         buf = bytearray()
-        sock.sendall(b"220 hi\r\n")
-        read_line(sock, buf)
-        sock.sendall(PIPELINING_EHLO)
-        _until(sock, buf, b"DATA\r\n")
-        buf.clear()
-        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        _first_group(sock, buf)
         if first:
             _until(sock, buf, b"DATA\r\n")  # the "." and the next MAIL, RCPT, DATA
             sock.sendall(b"421 4.3.2 going down\r\n")
@@ -520,12 +522,7 @@ def test_a_refused_dot_with_the_next_message_in_flight_is_fatal_for_that_one_onl
 
     def server(sock: Any) -> None:
         buf = bytearray()
-        sock.sendall(b"220 hi\r\n")
-        read_line(sock, buf)
-        sock.sendall(PIPELINING_EHLO)
-        _until(sock, buf, b"DATA\r\n")
-        buf.clear()
-        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        _first_group(sock, buf)
         _until(sock, buf, b"DATA\r\n")
         sock.sendall(b"554 5.7.1 no thanks\r\n250 ok\r\n250 ok\r\n354 go\r\n")
         read_line(sock, bytearray())
@@ -545,12 +542,7 @@ def test_a_dot_never_answered_with_the_next_message_in_flight_times_out_once() -
 
     def server(sock: Any) -> None:
         buf = bytearray()
-        sock.sendall(b"220 hi\r\n")
-        read_line(sock, buf)
-        sock.sendall(PIPELINING_EHLO)
-        _until(sock, buf, b"DATA\r\n")
-        buf.clear()
-        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        _first_group(sock, buf)
         _until(sock, buf, b"DATA\r\n")
         read_line(sock, bytearray())  # silent until the client gives up
 
