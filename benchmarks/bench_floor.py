@@ -229,6 +229,83 @@ finished.wait()
 """
 
 
+MACHINE = r"""
+import _socket, socket, sys, time
+import gevent, gevent.event
+from gevent.hub import get_hub
+from locust_smtp.protocol import stages
+from locust_smtp.protocol.session import Session
+
+messages, sessions, port = (int(a) for a in sys.argv[1:4])
+body = (b"From: <foo@vm>\r\nTo: <foo@vm>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
+        b"Message-Id: <0001.0002.0003@vm>\r\n\r\n"
+        b"La de da de da 1.\r\nLa de da de da 2.\r\n"
+        b"La de da de da 3.\r\nLa de da de da 4.\r\n.\r\n")
+loop = get_hub().loop
+now = time.time
+left, done, finished, samples = [messages], [0], gevent.event.Event(), []
+
+
+class Connection:
+    # the hub calls on_readable; locust-smtp's session machine decides what to write,
+    # pipelining across transactions; every reply's time is kept, as the recorder does
+    def __init__(self):
+        sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        self.sock, self.session = sock, Session()
+        self.session.pending[0].tag = now()
+        self.watcher = loop.io(sock.fileno(), 1)
+        self.watcher.start(self.on_readable)
+
+    def send(self, data):
+        stamp = now()
+        for command in self.session.pending:
+            if command.tag is None:
+                command.tag = stamp
+        self.sock.send(data)
+
+    def start(self, overlap=False):
+        if left[0] <= 0:
+            return False
+        left[0] -= 1
+        self.session.start_mail("foo@vm", ["foo@vm"], body, pipelining=True, overlap=overlap)
+        return True
+
+    def on_readable(self):
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        session = self.session
+        event = session.receive(data)
+        while event is not None:
+            samples.append(now() - event.tag)
+            stage = event.stage
+            if stage is stages.BANNER:
+                self.send(session.hello("vm", "EHLO"))
+            elif stage is stages.EHLO:
+                self.start()
+                self.send(session.data_to_send())
+            elif event.done is not None:
+                done[0] += 1
+                if done[0] == messages:
+                    finished.set()
+                if session.transaction.ended:  # nothing ahead: the pool is empty
+                    self.watcher.stop()
+            elif stage is stages.DATA:
+                out = session.data_to_send()  # the content ...
+                if self.start(overlap=True):
+                    out += session.data_to_send()  # ... and the next MAIL, RCPT, DATA
+                self.send(out)
+            event = session.next_event()
+
+
+connections = [Connection() for _ in range(sessions)]
+finished.wait()
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -258,6 +335,8 @@ def main() -> int:
              [*loop, "2", "1", str(port), "2"]),
             ("hub callbacks, pipelined", count,
              [sys.executable, "-c", CALLBACKS, str(count), "20", str(port)]),
+            ("hub callbacks, session machine, across", count,
+             [sys.executable, "-c", MACHINE, str(count), "20", str(port)]),
             ("locust-smtp -s 20 -d --pipelining", count,
              [sys.executable, "-m", "locust_smtp", "-s", "20", "-d", "--pipelining",
               "-m", str(count), host]),
