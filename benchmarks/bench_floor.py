@@ -27,6 +27,13 @@ import sys
 
 from bench_vs_smtp_source import free_port, start_sink, timed  # type: ignore[import-not-found]
 
+_BODY = r"""body = (b"From: <foo@vm>\r\nTo: <foo@vm>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
+        b"Message-Id: <0001.0002.0003@vm>\r\n\r\n"
+        b"La de da de da 1.\r\nLa de da de da 2.\r\n"
+        b"La de da de da 3.\r\nLa de da de da 4.\r\n.\r\n")
+"""
+"""The message every script sends: smtp-source's, with a fixed date."""
+
 LOOP = r"""
 import _socket, os, socket, sys, time
 import gevent
@@ -46,10 +53,7 @@ elif events:
     env = Environment(user_classes=[User])
     env.create_local_runner()
     fire = env.events.request.fire
-body = (b"From: <foo@vm>\r\nTo: <foo@vm>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
-        b"Message-Id: <0001.0002.0003@vm>\r\n\r\n"
-        b"La de da de da 1.\r\nLa de da de da 2.\r\n"
-        b"La de da de da 3.\r\nLa de da de da 4.\r\n.\r\n")
+# BODY
 TRANSACTION = [("MAIL", b"MAIL FROM:<foo@vm>\r\n", 1), ("RCPT", b"RCPT TO:<foo@vm>\r\n", 1),
                ("DATA", b"DATA\r\n", 1), ("end of data", body, 1)]
 if pipelining:  # EHLO, then MAIL+RCPT+DATA in one write: 2 round trips per message
@@ -158,6 +162,7 @@ def session():
 
 gevent.joinall([gevent.spawn(session) for _ in range(sessions)])
 """
+LOOP = LOOP.replace("# BODY\n", _BODY)
 
 
 CALLBACKS = r"""
@@ -166,10 +171,7 @@ import gevent, gevent.event
 from gevent.hub import get_hub
 
 messages, sessions, port = (int(a) for a in sys.argv[1:4])
-body = (b"From: <foo@vm>\r\nTo: <foo@vm>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
-        b"Message-Id: <0001.0002.0003@vm>\r\n\r\n"
-        b"La de da de da 1.\r\nLa de da de da 2.\r\n"
-        b"La de da de da 3.\r\nLa de da de da 4.\r\n.\r\n")
+# BODY
 GROUP = b"MAIL FROM:<foo@vm>\r\nRCPT TO:<foo@vm>\r\nDATA\r\n"
 loop = get_hub().loop
 left, done, finished = [messages], [0], gevent.event.Event()
@@ -227,6 +229,7 @@ class Session:
 sessions = [Session() for _ in range(sessions)]
 finished.wait()
 """
+CALLBACKS = CALLBACKS.replace("# BODY\n", _BODY)
 
 
 MACHINE = r"""
@@ -237,10 +240,7 @@ from locust_smtp.protocol import stages
 from locust_smtp.protocol.session import Session
 
 messages, sessions, port = (int(a) for a in sys.argv[1:4])
-body = (b"From: <foo@vm>\r\nTo: <foo@vm>\r\nDate: Wed, 25 Nov 2026 16:00:00 +0000\r\n"
-        b"Message-Id: <0001.0002.0003@vm>\r\n\r\n"
-        b"La de da de da 1.\r\nLa de da de da 2.\r\n"
-        b"La de da de da 3.\r\nLa de da de da 4.\r\n.\r\n")
+# BODY
 loop = get_hub().loop
 now = time.time
 left, done, finished, samples = [messages], [0], gevent.event.Event(), []
@@ -304,6 +304,7 @@ class Connection:
 connections = [Connection() for _ in range(sessions)]
 finished.wait()
 """
+MACHINE = MACHINE.replace("# BODY\n", _BODY)
 
 
 def main() -> int:
