@@ -320,7 +320,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     set_current_run(run)
     return run_locust(config, run)
-
-
-def entry_point() -> None:
-    sys.exit(main())
