@@ -104,6 +104,7 @@ def _worker_count(environment: Environment) -> int:
 
 _QUIT_ON_STOP_TIMEOUT = 5.0
 _COUNTED_STAGES = frozenset({stages.RCPT, stages.END_OF_DATA, stages.MESSAGE})
+_MESSAGE = stages.MESSAGE
 _NOT_REPLIES = frozenset({stages.MESSAGE, stages.FROM_SCHEDULE, stages.START_LAG})
 """Stages that are not one command's reply (``message`` repeats its last reply; its
 failures are counted at the stage that failed)."""
@@ -420,6 +421,10 @@ class SmtpUser(User):
                 transaction_log_for(environment, self.transaction_log),
                 f"{worker_index(environment) or 0}:{self._user_number}",
             )
+        self._lean = self._batched and self._log is None
+        """Successes go to the statistics only (no events, no log): the short way."""
+        self._accepting_stage = stages.END_OF_DATA if self._lmtp else stages.RCPT
+        """The stage whose positive reply counts a recipient as accepted."""
 
     # -- configuration hooks ---------------------------------------------------------------
 
@@ -569,6 +574,28 @@ class SmtpUser(User):
         reply: Reply | None,
         exception: BaseException | None,
     ) -> None:
+        if exception is None and self._lean:
+            # a success that only the statistics hear of: every positive reply of every
+            # message comes here, so the accounting and StageRecord.add are written out
+            if stage is self._accepting_stage:  # RCPT (SMTP) or end of data (LMTP)
+                self._accepted_in_message += 1
+            elif stage is _MESSAGE:
+                self._count_message(start_time, response_time, None)
+            record = self._records.get(stage)
+            if record is None:
+                record = self._recorder.record(self.request_type, stage)
+            if reply is not None:
+                counted = record.replies.get(id(reply))
+                if counted is None:
+                    record.replies[id(reply)] = [reply, 1]
+                else:
+                    counted[1] += 1
+            times = record.times
+            times.append(response_time)
+            record.length += sent
+            if len(times) == 1 and record.recorder is not None:  # the first of a batch
+                record.recorder.start()
+            return
         if self._log is not None:
             self._log_stage(stage, start_time, response_time, sent, reply, exception)
         if stage in _COUNTED_STAGES:  # the run's accounting (locust_smtp.plugin.outcomes)
