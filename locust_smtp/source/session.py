@@ -192,6 +192,10 @@ class SourceUser(SmtpUser):
         self._ahead: tuple[int, float, float] | None = None
         """(number, start, perf_counter) of the message whose MAIL, RCPT and DATA went out
         with the previous message's content (:meth:`_start_next`), until it is driven."""
+        # the transaction callbacks, bound once (-c's counter only when asked for)
+        self._on_reply = self._check_reply
+        self._on_written = run.count_delivery if config.counter else None
+        self._then = self._start_next
         self._may_overlap = (
             config.reuse_connection
             and not config.lmtp
@@ -296,7 +300,10 @@ class SourceUser(SmtpUser):
             start, t0 = time.time(), time.perf_counter()
         failure: BaseException | None = None
         try:
-            failure = self._message(number)
+            if ahead is not None and ahead[0] == number:  # its connection is up: go on
+                failure = self._resume_ahead()
+            else:
+                failure = self._message(number)
         except SourceFatal as exc:
             self._report_message(start, t0, None if exc.delivered else (exc.error or exc))
             raise
@@ -479,13 +486,7 @@ class SourceUser(SmtpUser):
         self._seq = None
         ahead = self._ahead
         if ahead is not None and ahead[0] == number:
-            self._ahead = None
-            transaction = client.resume(
-                on_reply=self._check_reply,
-                on_written=self.source.count_delivery,
-                then=self._start_next,  # (ahead only when _overlaps said so)
-            )
-            return self._after_transaction(transaction)
+            return self._resume_ahead()
         sender = self.envelope_sender
         recipients: Iterable[str]
         if self._composer is not None:  # real traffic: drawn (docs/workloads.md)
@@ -512,8 +513,8 @@ class SourceUser(SmtpUser):
                 sender,
                 recipients,
                 payload,
-                on_reply=self._check_reply,
-                on_written=self.source.count_delivery,
+                on_reply=self._on_reply,
+                on_written=self._on_written,
             )
         else:
             payload, mail_params = plan.prepare(payload)
@@ -525,10 +526,22 @@ class SourceUser(SmtpUser):
                 rcpt_params=plan.rcpt_params,
                 writer=plan.writer,
                 pipelining=plan.pipelining,
-                on_reply=self._check_reply,
-                on_written=self.source.count_delivery,
-                then=self._start_next if self._overlaps(plan) else None,
+                on_reply=self._on_reply,
+                on_written=self._on_written,
+                then=self._then if self._overlaps(plan) else None,
             )
+        return self._after_transaction(transaction)
+
+    def _resume_ahead(self) -> ReplyError | None:
+        """Drive the message whose commands went out with the previous one's content."""
+        self._ahead = None
+        self._lmtp_judged = False
+        self._seq = None
+        transaction = self.client.resume(
+            on_reply=self._on_reply,
+            on_written=self._on_written,
+            then=self._then,  # (ahead only when _overlaps said so)
+        )
         return self._after_transaction(transaction)
 
     def _after_transaction(self, transaction: Transaction) -> ReplyError | None:
