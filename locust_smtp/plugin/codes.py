@@ -85,6 +85,7 @@ class ReplyCodes:
         """Every count so far: (stage, code or no-reply class, enhanced code or "") -> n."""
         counts = self._counts
         for stage, record in list(self._records.items()):
+            record.fold_replies()
             if not record.replies:
                 continue
             replies, record.replies = record.replies, {}
@@ -110,6 +111,7 @@ class ReplyCodes:
         self._counts.clear()
         for record in self._records.values():
             record.replies = {}
+            record.seen = []
         self.rate_base = {}
         self.rate_time = 0.0
 

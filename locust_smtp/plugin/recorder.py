@@ -66,7 +66,16 @@ class StageRecord:
     """One request type's stage: the samples not yet in Locust's statistics, and the
     histogram of every sample that is."""
 
-    __slots__ = ("histogram", "length", "name", "recorder", "replies", "request_type", "times")
+    __slots__ = (
+        "histogram",
+        "length",
+        "name",
+        "recorder",
+        "replies",
+        "request_type",
+        "seen",
+        "times",
+    )
 
     def __init__(self, request_type: str, name: str, recorder: StageRecorder | None = None) -> None:
         self.recorder = recorder
@@ -83,6 +92,9 @@ class StageRecord:
         """id(reply) -> [reply, n]: the replies at this stage not yet sorted into codes
         (:mod:`.codes` does, when the codes are read; the parser hands out the same
         :class:`Reply` for the same bytes, so this stays small)."""
+        self.seen: list[Any] = []
+        """The replies of the successes not yet in :attr:`replies` (an append each, on
+        the hot path): :meth:`fold_replies` counts them, once a second."""
 
     @property
     def count(self) -> int:
@@ -96,6 +108,22 @@ class StageRecord:
         if len(times) == 1 and self.recorder is not None:  # the first of a batch
             self.recorder.start()
 
+    def fold_replies(self) -> None:
+        """Count :attr:`seen` into :attr:`replies` (by id, in C: a second's replies are
+        a handful of distinct objects)."""
+        seen = self.seen
+        if not seen:
+            return
+        self.seen = []
+        replies = self.replies
+        by_id = dict(zip(map(id, seen), seen, strict=True))
+        for key, n in Counter(map(id, seen)).items():
+            counted = replies.get(key)
+            if counted is None:
+                replies[key] = [by_id[key], n]
+            else:
+                counted[1] += n
+
     def record_event(self, response_time: float) -> None:
         """A sample that went to Locust as an event: only the histogram."""
         self.histogram.record(int(response_time * 1000.0))
@@ -103,6 +131,7 @@ class StageRecord:
     def take(self, environment: Environment, second: int) -> None:
         """Move the batch into Locust's statistics (its requests in ``second``) and into
         the histogram."""
+        self.fold_replies()
         times = self.times
         if not times:
             return
@@ -152,6 +181,7 @@ class StageRecord:
         self.length = 0
         self.histogram = Histogram()
         self.replies = {}
+        self.seen = []
 
 
 class StageRecorder:

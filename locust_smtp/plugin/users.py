@@ -585,11 +585,7 @@ class SmtpUser(User):
             if record is None:
                 record = self._recorder.record(self.request_type, stage)
             if reply is not None:
-                counted = record.replies.get(id(reply))
-                if counted is None:
-                    record.replies[id(reply)] = [reply, 1]
-                else:
-                    counted[1] += 1
+                record.seen.append(reply)  # counted by code once a second
             times = record.times
             times.append(response_time)
             record.length += sent

@@ -590,9 +590,12 @@ class SourceUser(SmtpUser):
             plan = self._plan
             payload = self.payload_template.render(self.message_id(number))
             payload, mail_params = plan.prepare(payload)
+            recipients = self._same_recipients  # (not -N: the same for every message)
+            if recipients is None:
+                recipients = self.recipients()
             self.client.session.start_mail(
                 self.envelope_sender,
-                self._source_recipients(number),
+                recipients,
                 payload,
                 writer=plan.writer,
                 pipelining=True,
