@@ -14,8 +14,9 @@ interleaved:
   (c)  smtp-source -s 20                           a connection per message
   (cp) locust-smtp -s 20 --pipelining --bdat
 
-and prints medians: messages/s over the whole command, the generator's CPU seconds
-per 1,000 messages (user+sys, wait4), and the ratio to smtp-source in the same run.
+each started once Postfix's queue is empty again, and prints medians: messages/s over
+the whole command, the generator's CPU seconds per 1,000 messages (user+sys, wait4),
+and the ratio to smtp-source in the same run.
 Postfix, not the generator, sets the pace here: what pipelining and BDAT save is
 round trips to it.
 """
@@ -44,6 +45,19 @@ def timed(cmd: list[str]) -> tuple[float, float]:
         stderr = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{' '.join(cmd)} exited {code}: {stderr[-500:]}")
     return wall, usage.ru_utime + usage.ru_stime
+
+
+QUEUES = ("maildrop", "incoming", "active", "deferred")
+
+
+def wait_for_empty_queue(spool: Path, timeout: float = 300.0) -> None:
+    """Wait until Postfix has delivered (discarded) everything queued, so that no case
+    pays for the backlog the one before it left (the case after the fastest one did)."""
+    deadline = time.monotonic() + timeout
+    while any(files for queue in QUEUES for _dir, _subdirs, files in os.walk(spool / queue)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Postfix's queue in {spool} did not drain in {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def main() -> int:
@@ -78,6 +92,7 @@ def main() -> int:
         ]  # fmt: skip
         for _ in range(args.runs):
             for key, label, cmd in cases:
+                wait_for_empty_queue(peer.log.parent.parent / "spool")
                 wall, cpu = timed(cmd)
                 entry = results.setdefault(key, (label, [], []))
                 entry[1].append(args.messages / wall)
