@@ -484,9 +484,6 @@ class SourceUser(SmtpUser):
         config = self.source.config
         self._lmtp_judged = False
         self._seq = None
-        ahead = self._ahead
-        if ahead is not None and ahead[0] == number:
-            return self._resume_ahead()
         sender = self.envelope_sender
         recipients: Iterable[str]
         if self._composer is not None:  # real traffic: drawn (docs/workloads.md)
