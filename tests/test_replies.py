@@ -226,10 +226,15 @@ def test_endless_continuation_lines_keep_bounded_memory() -> None:
     assert reply.lines[-1] == "251 end"
 
 
-def test_a_reply_seen_before_is_the_same_object_and_the_table_stays_bounded() -> None:
+def test_a_reply_seen_before_is_the_same_object_and_the_table_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from locust_smtp.protocol import _replies
 
-    first = ReplyReader().receive(b"250 2.1.5 Ok\r\n")
+    monkeypatch.setattr(_replies, "_SEEN", {})  # (other tests' replies are remembered)
+    monkeypatch.setattr(_replies, "_LINES_SEEN_ONCE", set())
+    ReplyReader().receive(b"250 2.1.5 Ok\r\n")
+    first = ReplyReader().receive(b"250 2.1.5 Ok\r\n")  # remembered the second time
     again = ReplyReader().receive(b"250 2.1.5 Ok\r\n")
     assert first is again
     general = ReplyReader()
@@ -238,4 +243,46 @@ def test_a_reply_seen_before_is_the_same_object_and_the_table_stays_bounded() ->
     for n in range(2 * _replies.SEEN_LIMIT):  # replies with queue ids: each one new
         reply = ReplyReader().receive(b"250 2.0.0 Ok: queued as %05X\r\n" % n)
         assert reply is not None and reply.text == f"2.0.0 Ok: queued as {n:05X}"
+    assert list(_replies._SEEN) == [b"250 2.1.5 Ok\r\n"]  # none of them took a place
+
+
+def test_a_group_with_a_new_queue_id_each_time_shares_its_other_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Postfix answers a pipelined group with the previous message's queue id first: the
+    group never repeats, but from its second sighting each other line's reply is the
+    same object, and what the reader returns is what the line-by-line path makes."""
+    from locust_smtp.protocol import _replies
+
+    for table in ("_SEEN", "_SEEN_GROUPS"):  # (other tests' replies are remembered)
+        monkeypatch.setattr(_replies, table, {})
+    for table in ("_LINES_SEEN_ONCE", "_GROUPS_SEEN_ONCE"):
+        monkeypatch.setattr(_replies, table, set())
+
+    def group(n: int) -> bytes:
+        return (
+            b"250 2.0.0 Ok: queued as %05X\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+            b"354 End data with <CR><LF>.<CR><LF>\r\n" % n
+        )
+
+    def read_all(data: bytes) -> list[Reply]:
+        reader = ReplyReader()
+        replies = [reader.receive(data)]
+        while reader.in_reply:
+            replies.append(reader.next_reply())
+        assert None not in replies
+        return replies  # type: ignore[return-value]
+
+    seen = [read_all(group(n)) for n in range(3)]
+    for n, replies in enumerate(seen):
+        general = ReplyReader()
+        general.feed(group(n))
+        assert replies == [general.next_reply() for _ in range(4)]
+    assert all(seen[1][i] is seen[2][i] for i in (1, 2, 3))  # remembered at the second
+    assert seen[1][0] is not seen[2][0]
+    assert seen[2][0].text == "2.0.0 Ok: queued as 00002"
+    for n in range(8 * _replies.SEEN_LIMIT):  # queue ids never fill the tables
+        read_all(group(n))
+    assert len(_replies._LINES_SEEN_ONCE) <= 4 * _replies.SEEN_LIMIT
     assert len(_replies._SEEN) <= _replies.SEEN_LIMIT
+    assert len(_replies._SEEN_GROUPS) <= _replies.SEEN_LIMIT

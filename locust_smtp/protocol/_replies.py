@@ -33,9 +33,9 @@ _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 _DIGITS = b"0123456789"
 SEEN_LIMIT = 256
 """Whole one-line replies remembered, as received, with the :class:`Reply` made of them:
-the first ones a run sees (constant replies such as ``250 2.1.5 Ok``, read again and
-again, are then one dict lookup; replies carrying a queue id miss, once the table is
-full they are not added)."""
+those seen twice (constant replies such as ``250 2.1.5 Ok``, read again and again, are
+then one dict lookup; a reply carrying a queue id is never seen twice, so it never
+takes a place in the table)."""
 _SEEN: dict[bytes, Reply] = {}
 _SEEN_GROUPS: dict[bytes, tuple[Reply, ...]] = {}
 """The same for reads holding several whole one-line replies, as the answers to a
@@ -104,6 +104,50 @@ def parse_line(line: bytes) -> tuple[int, bool, str, str]:
     rest = line[n + 1 :] if more else line[n:]
     shown = line.decode("ascii")
     return code, more, rest.lstrip(b" \t\n\v\f\r").decode("ascii"), shown
+
+
+_LINES_SEEN_ONCE: set[bytes] = set()
+
+
+def _remember(line: bytes, reply: Reply) -> None:
+    """Keep ``reply`` in :data:`_SEEN` the second time ``line`` comes: a reply carrying
+    a queue id never does, so it never takes the place of one that repeats."""
+    if line in _LINES_SEEN_ONCE:
+        if len(_SEEN) < SEEN_LIMIT:
+            _SEEN[line] = reply
+    elif len(_LINES_SEEN_ONCE) < 4 * SEEN_LIMIT:
+        _LINES_SEEN_ONCE.add(line)
+    else:
+        _LINES_SEEN_ONCE.clear()
+
+
+def _one_line_replies(data: bytes) -> list[Reply] | None:
+    """Whole lines that are each a whole one-line reply (``250 2.1.5 Ok\\r\\n``, as
+    a pipelined group's replies are), parsed as :meth:`ReplyReader.next_reply` would;
+    None if one of them is not (a continuation line, an over-long one, a bad code).
+
+    A line seen a second time is remembered (:func:`_remember`): Postfix's end-of-data
+    reply carries a new queue id each time, so a group's bytes never repeat, but its
+    other lines (``250 2.1.0 Ok``, ``354 End data with ...``) always do."""
+    replies = []
+    seen = _SEEN
+    start, size = 0, len(data)
+    while start < size:
+        end = data.index(b"\n", start) + 1
+        chunk = data[start:end]
+        reply = seen.get(chunk)
+        if reply is None:
+            if end - start > LINE_LIMIT:
+                return None
+            line = chunk[:-1].rstrip(b"\r").translate(_SANITIZE)
+            if line[3:4] != b" " or not line[:3].isdigit():
+                return None
+            shown = line.decode("ascii")
+            reply = Reply(int(line[:3]), shown[4:].lstrip(" \t\n\v\f\r")[:TEXT_LIMIT], (shown,))
+            _remember(chunk, reply)
+        replies.append(reply)
+        start = end
+    return replies
 
 
 class ReplyReader:
@@ -175,21 +219,30 @@ class ReplyReader:
                     if not more:
                         reply = Reply(code, text[:TEXT_LIMIT], (shown,))
                 if reply is not None:
-                    if len(_SEEN) < SEEN_LIMIT:
-                        _SEEN[data] = reply
+                    _remember(data, reply)
                     return reply
-        fresh = not self.in_reply  # (else the bytes before these are part of the replies)
-        self.feed(data)
-        if not fresh or len(_SEEN_GROUPS) >= SEEN_LIMIT or not data.endswith(b"\n"):
+        # (not fresh: the bytes before these are part of the replies)
+        if self.in_reply or not data.endswith(b"\n"):
+            self.feed(data)
             return self.next_reply()
-        replies: list[Reply] = []  # several whole replies? parse them all; remember one-liners
-        while (parsed := self.next_reply()) is not None:
-            replies.append(parsed)
-            if not self.in_reply:
-                break
-        if not replies:
-            return None
-        if not self.in_reply and len(replies) > 1 and len(replies) == data.count(b"\n"):
+        replies = _one_line_replies(data)
+        if replies is None:  # a reply of several lines among them (EHLO's): the line buffer
+            self.feed(data)
+            if len(_SEEN_GROUPS) >= SEEN_LIMIT:
+                return self.next_reply()
+            replies = []
+            while (parsed := self.next_reply()) is not None:
+                replies.append(parsed)
+                if not self.in_reply:
+                    break
+            if not replies:
+                return None
+        if (
+            not self.in_reply
+            and len(replies) > 1
+            and len(_SEEN_GROUPS) < SEEN_LIMIT
+            and len(replies) == data.count(b"\n")
+        ):
             # remembered the second time it is seen: groups carrying a queue id never are
             if data in _GROUPS_SEEN_ONCE:
                 _SEEN_GROUPS[data] = tuple(replies)
