@@ -2,6 +2,7 @@
 """locust-smtp with PIPELINING and BDAT against smtp-source, both on a private real Postfix.
 
     python benchmarks/bench_postfix.py [--runs 3] [--messages 10000]
+        [--queue-in-memory] [--in-flow-delay 0]
 
 Starts the private Postfix of tests/postfix_peer.py (root, Debian's postfix and
 dovecot-core; it discards the mail after queueing it), then runs, --runs times each,
@@ -18,7 +19,11 @@ each started once Postfix's queue is empty again, and prints medians: messages/s
 the whole command, the generator's CPU seconds per 1,000 messages (user+sys, wait4),
 and the ratio to smtp-source in the same run.
 Postfix, not the generator, sets the pace here: what pipelining and BDAT save is
-round trips to it.
+round trips to it. Two things besides the generator move the figures
+(docs/performance.md): the machine's disk, which Postfix writes each message to
+(``--queue-in-memory`` puts its queue under /dev/shm), and Postfix's inflow control,
+which pauses a session up to ``in_flow_delay`` (1 s) when messages arrive faster
+than they are delivered (``--in-flow-delay 0`` turns it off).
 """
 
 from __future__ import annotations
@@ -64,6 +69,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument(
+        "--queue-in-memory",
+        action="store_true",
+        help="make Postfix's directory, queue included, under /dev/shm (no disk writes)",
+    )
+    parser.add_argument(
+        "--in-flow-delay",
+        metavar="TIME",
+        help="Postfix's in_flow_delay (default 1s; 0 turns its inflow control off)",
+    )
     args = parser.parse_args()
     from postfix_peer import available, postfix_peer
 
@@ -77,7 +92,9 @@ def main() -> int:
     ours = [sys.executable, "-m", "locust_smtp", "--quiet"]
     source = ["/usr/sbin/smtp-source", "-s", "20"]
     results: dict[str, tuple[str, list[float], list[float]]] = {}
-    with postfix_peer() as peer:
+    settings = () if args.in_flow_delay is None else (f"in_flow_delay = {args.in_flow_delay}",)
+    parent = "/dev/shm" if args.queue_in_memory else "/tmp"
+    with postfix_peer(parent=parent, settings=settings) as peer:
         host = peer.smtp
         cases = [
             ("a", "smtp-source -s 20 -d", [*source, "-d", "-m", n, host]),
@@ -98,7 +115,10 @@ def main() -> int:
                 entry[1].append(args.messages / wall)
                 entry[2].append(cpu / args.messages * 1000)
     ref = {"b": "a", "p": "a", "pb": "a", "cp": "c"}
-    print(f"private Postfix (tests/postfix_peer.py); runs: {args.runs}; {args.messages} messages")
+    print(
+        f"private Postfix (tests/postfix_peer.py); runs: {args.runs}; {args.messages} messages;"
+        f" queue in {parent}; {' '.join(settings) or 'in_flow_delay default (1s)'}"
+    )
     print(f"{'case':5} {'command':42} {'msg/s':>8} {'CPU s/1k':>9} {'ratio':>6}")
     for key, (label, rates, cpus) in results.items():
         rate = statistics.median(rates)

@@ -78,12 +78,16 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def postfix_peer(relay_lmtp: str | None = None) -> Iterator[Peer]:
+def postfix_peer(
+    relay_lmtp: str | None = None, *, parent: str = "/tmp", settings: tuple[str, ...] = ()
+) -> Iterator[Peer]:
     """``relay_lmtp``: a UNIX socket path; mail is then relayed there over LMTP (as to a
     mailbox server) instead of discarded. Its listener must let the ``postfix`` user
-    connect (mode 0666, and every parent directory searchable)."""
+    connect (mode 0666, and every parent directory searchable). ``parent``: where its
+    directory (queue included) is made (``/dev/shm`` puts the queue in memory);
+    ``settings``: more ``name = value`` lines for its main.cf (benchmarks)."""
     transport = f"lmtp:unix:{relay_lmtp}" if relay_lmtp else "discard:peer"
-    folder = Path(tempfile.mkdtemp(prefix="locust-smtp-postfix-", dir="/tmp"))
+    folder = Path(tempfile.mkdtemp(prefix="locust-smtp-postfix-", dir=parent))
     folder.chmod(0o755)  # postfix and dovecot traverse it
     etc, log, run = folder / "etc", folder / "log", folder / "dovecot" / "run"
     for d in (
@@ -172,6 +176,7 @@ smtpd_sasl_path = {run}/auth-postfix
 smtpd_sasl_security_options = noanonymous
 smtpd_tls_auth_only = yes
 """
+        + "".join(f"{line}\n" for line in settings)
     )
     (etc / "master.cf").write_text(
         f"""127.0.0.1:{port} inet n - n - - smtpd
