@@ -241,10 +241,14 @@ def test_a_fixed_delay_follows_every_message_but_the_last() -> None:
 
 def test_summary_percentiles_are_the_servers_delay_to_the_microsecond() -> None:
     """A sink that waits 20 ms before every reply, at light load: each stage's p50 lies
-    within [20, 22] ms and its p99 below 24 ms, printed with three decimals (Locust's
+    within [20, 22] ms and its p90 below 24 ms, printed with three decimals (Locust's
     own percentiles would round to whole ms). The sink's wait itself overshoots when
     the machine's timers are coarse: on this 2-core VM a single session read 20.1 ms
-    in one sitting and 21.1 ms in another, with the same code (2026-11-26)."""
+    in one sitting and 21.1 ms in another, with the same code (2026-11-26). Not p99,
+    which of 25 samples is the largest: one late wake-up of either process moves it.
+    With two busy loops beside it, 6 runs of 6 failed a p99 bound of 24 ms (24.1-27.8
+    ms); in 4 more, every p50 stayed at 20.16-20.29 ms and every p90 below 22.5 ms,
+    while the largest samples reached 29.3 ms (2026-11-27)."""
     with our_sink("--delay", "0.02") as sink:
         proc = locust_smtp("-s", "1", "-d", "-m", "25", sink.address)
     assert proc.returncode == 0, proc.stderr
@@ -254,9 +258,9 @@ def test_summary_percentiles_are_the_servers_delay_to_the_microsecond() -> None:
         if len(fields) == 9 and fields[0] in ("MAIL", "RCPT", "DATA", "end of data"):
             rows[fields[0]] = [float(f) for f in fields[4:9]]
     assert set(rows) == {"MAIL", "RCPT", "DATA", "end of data"}
-    for stage, (p50, _p90, p99, _p999, _peak) in rows.items():
+    for stage, (p50, p90, _p99, _p999, _peak) in rows.items():
         assert 20.0 <= p50 <= 22.0, (stage, p50)
-        assert p99 <= 24.0, (stage, p99)
+        assert p90 <= 24.0, (stage, p90)
 
 
 def test_request_events_stage_reports_the_same_run() -> None:
