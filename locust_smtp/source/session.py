@@ -295,15 +295,13 @@ class SourceUser(SmtpUser):
         config = self.source.config
         ahead = self._ahead
         if ahead is not None and ahead[0] == number:  # its commands are on their way
-            start, t0 = ahead[1], ahead[2]
+            resuming, start, t0 = True, ahead[1], ahead[2]
         else:
-            start, t0 = time.time(), time.perf_counter()
+            resuming, start, t0 = False, time.time(), time.perf_counter()
         failure: BaseException | None = None
         try:
-            if ahead is not None and ahead[0] == number:  # its connection is up: go on
-                failure = self._resume_ahead()
-            else:
-                failure = self._message(number)
+            # (resuming: its connection is up, as _ahead_alive said)
+            failure = self._resume_ahead() if resuming else self._message(number)
         except SourceFatal as exc:
             self._report_message(start, t0, None if exc.delivered else (exc.error or exc))
             raise
