@@ -17,7 +17,8 @@ interleaved:
 
 each started once Postfix's queue is empty again, and prints medians: messages/s over
 the whole command, the generator's CPU seconds per 1,000 messages (user+sys, wait4),
-and the ratio to smtp-source in the same run.
+the ratio to smtp-source in the same run, and the whole machine's busy CPU seconds
+per 1,000 messages (/proc/stat: Postfix, the kernel and the generator together).
 Postfix, not the generator, sets the pace here: what pipelining and BDAT save is
 round trips to it. Two things besides the generator move the figures
 (docs/performance.md): the machine's disk, which Postfix writes each message to
@@ -40,16 +41,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def machine_busy() -> int:
+    """Jiffies the whole machine spent busy so far (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, the command's CPU seconds, the machine's busy CPU seconds."""
+    busy = machine_busy()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    machine = (machine_busy() - busy) / os.sysconf("SC_CLK_TCK")
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         stderr = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{' '.join(cmd)} exited {code}: {stderr[-500:]}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, machine
 
 
 QUEUES = ("maildrop", "incoming", "active", "deferred")
@@ -91,7 +101,7 @@ def main() -> int:
     n = str(args.messages)
     ours = [sys.executable, "-m", "locust_smtp", "--quiet"]
     source = ["/usr/sbin/smtp-source", "-s", "20"]
-    results: dict[str, tuple[str, list[float], list[float]]] = {}
+    results: dict[str, tuple[str, list[float], list[float], list[float]]] = {}
     settings = () if args.in_flow_delay is None else (f"in_flow_delay = {args.in_flow_delay}",)
     parent = "/dev/shm" if args.queue_in_memory else "/tmp"
     with postfix_peer(parent=parent, settings=settings) as peer:
@@ -110,22 +120,28 @@ def main() -> int:
         for _ in range(args.runs):
             for key, label, cmd in cases:
                 wait_for_empty_queue(peer.log.parent.parent / "spool")
-                wall, cpu = timed(cmd)
-                entry = results.setdefault(key, (label, [], []))
+                wall, cpu, machine = timed(cmd)
+                entry = results.setdefault(key, (label, [], [], []))
                 entry[1].append(args.messages / wall)
                 entry[2].append(cpu / args.messages * 1000)
+                entry[3].append(machine / args.messages * 1000)
     ref = {"b": "a", "p": "a", "pb": "a", "cp": "c"}
     print(
         f"private Postfix (tests/postfix_peer.py); runs: {args.runs}; {args.messages} messages;"
         f" queue in {parent}; {' '.join(settings) or 'in_flow_delay default (1s)'}"
     )
-    print(f"{'case':5} {'command':42} {'msg/s':>8} {'CPU s/1k':>9} {'ratio':>6}")
-    for key, (label, rates, cpus) in results.items():
+    print(
+        f"{'case':5} {'command':42} {'msg/s':>8} {'CPU s/1k':>9} {'ratio':>6} {'machine s/1k':>13}"
+    )
+    for key, (label, rates, cpus, machines) in results.items():
         rate = statistics.median(rates)
         ratio = ""
         if key in ref:
             ratio = f"{rate / statistics.median(results[ref[key]][1]):6.2f}"
-        print(f"{key:5} {label:42} {rate:8.0f} {statistics.median(cpus):9.3f} {ratio:>6}")
+        print(
+            f"{key:5} {label:42} {rate:8.0f} {statistics.median(cpus):9.3f} {ratio:>6}"
+            f" {statistics.median(machines):13.3f}"
+        )
     return 0
 
 
