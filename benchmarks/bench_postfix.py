@@ -14,6 +14,9 @@ interleaved:
   (pb) locust-smtp -s 20 -d --pipelining --bdat    EHLO, MAIL+RCPT+BDAT LAST+content in one
   (c)  smtp-source -s 20                           a connection per message
   (cp) locust-smtp -s 20 --pipelining --bdat
+  (f)  the floor: bench_floor.py's bare greenlet loop (20 greenlets, EHLO, the
+       content and the next MAIL+RCPT+DATA in one write, each read's time kept,
+       no reply parsing); what any gevent generator could reach here
 
 each started once Postfix's queue is empty again, and prints medians: messages/s over
 the whole command, the generator's CPU seconds per 1,000 messages (user+sys, wait4),
@@ -90,6 +93,7 @@ def main() -> int:
         help="Postfix's in_flow_delay (default 1s; 0 turns its inflow control off)",
     )
     args = parser.parse_args()
+    from bench_floor import LOOP  # type: ignore[import-not-found]
     from postfix_peer import available, postfix_peer
 
     missing = available()
@@ -116,6 +120,8 @@ def main() -> int:
             ("c", "smtp-source -s 20", [*source, "-m", n, host]),
             ("cp", "locust-smtp -s 20 --pipelining --bdat",
              [*ours, "-s", "20", "--pipelining", "--bdat", "-m", n, host]),
+            ("f", "floor: bare greenlets, pipelined across",
+             [sys.executable, "-c", LOOP, n, "20", "2", "1", host.rsplit(":", 1)[1], "2"]),
         ]  # fmt: skip
         for _ in range(args.runs):
             for key, label, cmd in cases:
@@ -125,7 +131,7 @@ def main() -> int:
                 entry[1].append(args.messages / wall)
                 entry[2].append(cpu / args.messages * 1000)
                 entry[3].append(machine / args.messages * 1000)
-    ref = {"b": "a", "p": "a", "pb": "a", "cp": "c"}
+    ref = {"b": "a", "p": "a", "pb": "a", "cp": "c", "f": "a"}
     print(
         f"private Postfix (tests/postfix_peer.py); runs: {args.runs}; {args.messages} messages;"
         f" queue in {parent}; {' '.join(settings) or 'in_flow_delay default (1s)'}"
