@@ -576,7 +576,7 @@ class SmtpUser(User):
     ) -> None:
         if exception is None and self._lean:
             # a success that only the statistics hear of: every positive reply of every
-            # message comes here, so it skips the branches for events and the log
+            # message comes here, so the accounting and StageRecord.add are written out
             if stage is self._accepting_stage:  # RCPT (SMTP) or end of data (LMTP)
                 self._accepted_in_message += 1
             elif stage is _MESSAGE:
@@ -586,7 +586,11 @@ class SmtpUser(User):
                 record = self._recorder.record(self.request_type, stage)
             if reply is not None:
                 record.seen.append(reply)  # counted by code once a second
-            record.add(response_time, sent)
+            times = record.times
+            times.append(response_time)
+            record.length += sent
+            if len(times) == 1 and record.recorder is not None:  # the first of a batch
+                record.recorder.start()
             return
         if self._log is not None:
             self._log_stage(stage, start_time, response_time, sent, reply, exception)

@@ -403,7 +403,13 @@ class Session:
                 data = self.content(END_OF_DATA)
                 transaction.content_sent = False  # no message went out
                 return data
-            return self.content(transaction.payload)
+            if self.lmtp or self.closed:
+                return self.content(transaction.payload)
+            data = transaction.payload  # (content(), written out for SMTP)
+            transaction.content_sent = True
+            self.closing = False
+            pending.append(Command(_END, len(data)))
+            return data
         if self.closed or (pending and pending[-1] is not self._finishing_end):
             return b""
         self.closing = False
@@ -413,14 +419,21 @@ class Session:
             pending.append(Command(_MAIL, len(data)))
             if not transaction.pipelining:
                 return data
+            # the group: rcpt() and data() written out, as this runs for every message
             out = [data]
             params = transaction.rcpt_params
+            rcpt_to = commands.rcpt_to
             for each in transaction.recipients:
-                out.append(self.rcpt(each, params(each) if params is not None else ()))
-            if transaction.writer.chunked:
+                data = rcpt_to(each, params(each) if params is not None else ())
+                pending.append(Command(_RCPT, len(data), 0, each))
+                out.append(data)
+            writer = transaction.writer
+            if writer.chunked:
                 out.append(self._chunks(transaction, True))
             else:
-                out.append(self.data(transaction.writer))  # type: ignore[arg-type]
+                data = writer.command
+                pending.append(Command(writer.stage, len(data), writer.expect))  # type: ignore[union-attr]
+                out.append(data)
             return b"".join(out)
         recipient = transaction._lookahead
         if recipient is not None:
