@@ -106,6 +106,15 @@ def parse_line(line: bytes) -> tuple[int, bool, str, str]:
     return code, more, rest.lstrip(b" \t\n\v\f\r").decode("ascii"), shown
 
 
+def _final_line_reply(line: bytes) -> Reply | None:
+    """``line`` (sanitized, without its line end) as a whole reply if it is one in
+    :func:`parse_line`'s first case, a final ``ddd text`` line; else None."""
+    if line[3:4] == b" " and line[:3].isdigit():
+        shown = line.decode("ascii")
+        return Reply(int(line[:3]), shown[4:].lstrip(" \t\n\v\f\r")[:TEXT_LIMIT], (shown,))
+    return None
+
+
 _LINES_SEEN_ONCE: set[bytes] = set()
 
 
@@ -139,11 +148,9 @@ def _one_line_replies(data: bytes) -> list[Reply] | None:
         if reply is None:
             if end - start > LINE_LIMIT:
                 return None
-            line = chunk[:-1].rstrip(b"\r").translate(_SANITIZE)
-            if line[3:4] != b" " or not line[:3].isdigit():
+            reply = _final_line_reply(chunk[:-1].rstrip(b"\r").translate(_SANITIZE))
+            if reply is None:
                 return None
-            shown = line.decode("ascii")
-            reply = Reply(int(line[:3]), shown[4:].lstrip(" \t\n\v\f\r")[:TEXT_LIMIT], (shown,))
             _remember(chunk, reply)
         replies.append(reply)
         start = end
@@ -209,12 +216,8 @@ class ReplyReader:
             end = data.find(b"\n")
             if 0 <= end <= LINE_LIMIT and end == len(data) - 1:
                 line = data[:end].rstrip(b"\r").translate(_SANITIZE)
-                if line[3:4] == b" " and line[:3].isdigit():
-                    # "250 text": parse_line's first case, written out (every reply)
-                    shown = line.decode("ascii")
-                    text = shown[4:].lstrip(" \t\n\v\f\r")
-                    reply = Reply(int(line[:3]), text[:TEXT_LIMIT], (shown,))
-                else:
+                reply = _final_line_reply(line)  # "250 text", as nearly every reply is
+                if reply is None:
                     code, more, text, shown = parse_line(line)
                     if not more:
                         reply = Reply(code, text[:TEXT_LIMIT], (shown,))
